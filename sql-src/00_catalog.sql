@@ -1,0 +1,72 @@
+-- zdd install script, assembled from sql-src/*.sql in name order.
+-- 00_catalog: the catalog tables. Only zdd's C functions write them (as the
+-- owner of schema zdd, after checking the caller owns the table); everyone
+-- may read them.
+
+\echo Use "CREATE EXTENSION zdd" to load this file. \quit
+
+CREATE SEQUENCE zdd.transition_id_seq;
+CREATE SEQUENCE zdd.history_id_seq;
+
+-- One row per transition (a column being renamed).
+CREATE TABLE zdd.transition (
+    id               bigint PRIMARY KEY DEFAULT nextval('zdd.transition_id_seq'),
+    tbl              regclass NOT NULL,
+    old_column       name NOT NULL,
+    new_column       name NOT NULL,
+    kind             text NOT NULL DEFAULT 'rename' CHECK (kind IN ('rename')),
+    phase            text NOT NULL DEFAULT 'expanded'
+                     CHECK (phase IN ('expanded', 'backfilling', 'backfilled', 'completed', 'aborted')),
+    started_by       regrole NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at      timestamptz,            -- completed or aborted
+
+    -- backfill state and steering
+    backfill_state   text NOT NULL DEFAULT 'pending'
+                     CHECK (backfill_state IN ('pending', 'running', 'paused', 'failed', 'done')),
+    batch_size       integer NOT NULL CHECK (batch_size > 0),
+    target_batch_ms  integer NOT NULL DEFAULT 0 CHECK (target_batch_ms >= 0),  -- 0: fixed batch size
+    pause_ms         integer NOT NULL CHECK (pause_ms >= 0),
+    max_rows_per_sec integer NOT NULL DEFAULT 0 CHECK (max_rows_per_sec >= 0),  -- 0: no cap
+
+    -- backfill progress (the cursor is advanced in the batch's transaction)
+    key_columns      name[],                 -- primary key columns; NULL: ctid ranges
+    pass             text NOT NULL DEFAULT 'backfill' CHECK (pass IN ('backfill', 'verify', 'twins')),
+    cursor           text[],                 -- last key done (text form) or next ctid page
+    rows_done        bigint NOT NULL DEFAULT 0,   -- rows visited in the current pass
+    rows_written     bigint NOT NULL DEFAULT 0,   -- rows the backfill had to write
+    rows_total       bigint,                      -- estimate (pg_class.reltuples or count)
+    verify_fixed     bigint NOT NULL DEFAULT 0,   -- rows the verification pass found out of step
+    batches          bigint NOT NULL DEFAULT 0,
+    rate             double precision,            -- rows/s over recent batches
+    worker_pid       integer,
+    last_error       text,
+    failures         integer NOT NULL DEFAULT 0,  -- consecutive failed batches
+    backfill_started_at  timestamptz,
+    backfill_finished_at timestamptz,
+    last_batch_at    timestamptz
+);
+CREATE INDEX transition_tbl_idx ON zdd.transition (tbl);
+
+-- Every change of phase or backfill state, who made it and when.
+CREATE TABLE zdd.history (
+    id            bigint PRIMARY KEY DEFAULT nextval('zdd.history_id_seq'),
+    transition_id bigint NOT NULL REFERENCES zdd.transition (id) ON DELETE CASCADE,
+    at            timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    by_role       name NOT NULL,
+    event         text NOT NULL CHECK (event IN ('phase', 'backfill')),
+    from_state    text,
+    to_state      text NOT NULL,
+    detail        text
+);
+CREATE INDEX history_transition_idx ON zdd.history (transition_id, at);
+
+SELECT pg_catalog.pg_extension_config_dump('zdd.transition', '');
+SELECT pg_catalog.pg_extension_config_dump('zdd.history', '');
+SELECT pg_catalog.pg_extension_config_dump('zdd.transition_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('zdd.history_id_seq', '');
+
+REVOKE ALL ON zdd.transition, zdd.history, zdd.transition_id_seq, zdd.history_id_seq FROM PUBLIC;
+GRANT SELECT ON zdd.transition, zdd.history TO PUBLIC;
+GRANT USAGE ON SCHEMA zdd TO PUBLIC;

@@ -1,0 +1,34 @@
+
+-- 10_transition: starting and undoing a transition, and the sync trigger.
+
+-- Starts renaming old_column to new_column on tbl: adds new_column (same
+-- type, typmod, collation; nullable, no default), installs the sync trigger,
+-- records phase 'expanded' and (unless start_backfill is false) starts the
+-- background backfill when the calling transaction commits.
+-- NULL throttle arguments take the zdd.* settings' values.
+CREATE FUNCTION zdd.begin_rename(
+    tbl              regclass,
+    old_column       name,
+    new_column       name,
+    batch_size       integer DEFAULT NULL,
+    pause_ms         integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL,
+    target_batch_ms  integer DEFAULT NULL,
+    start_backfill   boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'zdd_begin_rename'
+LANGUAGE C VOLATILE;
+
+-- Undoes a transition in any phase before 'completed': stops its backfill,
+-- drops the sync trigger and the new column; the old column is untouched.
+CREATE FUNCTION zdd.abort(id bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'zdd_abort'
+LANGUAGE C VOLATILE STRICT;
+
+-- The BEFORE INSERT OR UPDATE row trigger that keeps old and new in step.
+-- Arguments: transition id, old column name, new column name.
+CREATE FUNCTION zdd.sync_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'zdd_sync_trigger'
+LANGUAGE C;

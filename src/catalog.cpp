@@ -1,0 +1,128 @@
+// catalog.cpp — zdd.transition / zdd.history access.
+#include "catalog.hpp"
+
+extern "C" {
+#include "utils/syscache.h"
+#include "catalog/pg_namespace.h"
+}
+
+namespace zdd::catalog {
+
+// Owner of schema zdd: the role the extension was created by.
+Oid owner() {
+  return pg_call([] {
+    Oid nsp = get_namespace_oid("zdd", false);
+    HeapTuple tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "zdd: cache lookup failed for schema zdd");
+    Oid o = ((Form_pg_namespace)GETSTRUCT(tup))->nspowner;
+    ReleaseSysCache(tup);
+    return o;
+  });
+}
+
+UserSwitch switch_to_owner() {
+  UserSwitch s{};
+  Oid o = owner();
+  pg_call([&] {
+    GetUserIdAndSecContext(&s.saved_user, &s.saved_sec);
+    SetUserIdAndSecContext(
+        o, s.saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  });
+  return s;
+}
+
+void restore_user(const UserSwitch &s) { SetUserIdAndSecContext(s.saved_user, s.saved_sec); }
+
+uint64_t execute(const std::string &sql, const std::vector<spi::Param> &params) {
+  return as_owner([&] { return spi::execute(sql, params); });
+}
+
+std::vector<spi::Row> query(const std::string &sql, const std::vector<spi::Param> &params) {
+  return as_owner([&] { return spi::query(sql, params); });
+}
+
+std::string current_user_name() {
+  return pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
+}
+
+Transition load(int64_t id, bool lock) {
+  std::string sql =
+      "SELECT t.id, t.tbl::pg_catalog.oid, t.old_column, t.new_column, t.kind, t.phase, "
+      "t.backfill_state, t.started_by::pg_catalog.oid, "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.tbl::pg_catalog.oid) "
+      "FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) $1";
+  if (lock) sql += " FOR UPDATE OF t";
+  auto rows = query(sql, {spi::p_int8(id)});
+  if (rows.empty())
+    throw Error(ERRCODE_UNDEFINED_OBJECT, fmt::format("zdd: transition {} does not exist", id),
+                {}, "SELECT * FROM zdd.status lists the transitions.");
+  const spi::Row &r = rows[0];
+  Transition t;
+  t.id = std::stoll(*r[0]);
+  t.relid = static_cast<Oid>(std::stoul(*r[1]));
+  t.old_column = *r[2];
+  t.new_column = *r[3];
+  t.kind = *r[4];
+  t.phase = *r[5];
+  t.backfill_state = *r[6];
+  t.started_by = static_cast<Oid>(std::stoul(*r[7]));
+  t.table_exists = (*r[8] == "t");
+  return t;
+}
+
+std::optional<int64_t> open_transition_using(Oid relid, const std::string &column) {
+  auto rows = query(
+      "SELECT id FROM zdd.transition WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+      "AND phase OPERATOR(pg_catalog.<>) ALL (ARRAY['completed', 'aborted']) "
+      "AND $2::pg_catalog.name OPERATOR(pg_catalog.=) ANY (ARRAY[old_column, new_column]) "
+      "ORDER BY id LIMIT 1",
+      {spi::p_oid(relid), spi::p_text(column)});
+  if (rows.empty()) return std::nullopt;
+  return std::stoll(*rows[0][0]);
+}
+
+int64_t next_id() {
+  auto rows = query("SELECT pg_catalog.nextval('zdd.transition_id_seq'::pg_catalog.regclass)");
+  return std::stoll(*rows[0][0]);
+}
+
+void insert(int64_t id, Oid relid, const std::string &old_column, const std::string &new_column,
+            int batch_size, int pause_ms, int max_rows_per_sec, int target_batch_ms) {
+  execute(
+      "INSERT INTO zdd.transition (id, tbl, old_column, new_column, started_by, batch_size, "
+      "pause_ms, max_rows_per_sec, target_batch_ms) "
+      "VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.regrole, $6, $7, $8, $9)",
+      {spi::p_int8(id), spi::p_oid(relid), spi::p_text(old_column), spi::p_text(new_column),
+       spi::p_oid(pg_call([] { return GetUserId(); })), spi::p_int4(batch_size),
+       spi::p_int4(pause_ms), spi::p_int4(max_rows_per_sec), spi::p_int4(target_batch_ms)});
+  add_history(id, "phase", std::nullopt, "expanded", "begin_rename");
+}
+
+void add_history(int64_t id, const std::string &event, const std::optional<std::string> &from,
+                 const std::string &to, const std::string &detail) {
+  std::string who = current_user_name();
+  execute(
+      "INSERT INTO zdd.history (transition_id, by_role, event, from_state, to_state, detail) "
+      "VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))",
+      {spi::p_int8(id), spi::p_text(who), spi::p_text(event), spi::p_text(from), spi::p_text(to),
+       spi::p_text(detail)});
+}
+
+void set_phase(const Transition &t, const std::string &to, const std::string &detail) {
+  execute(
+      "UPDATE zdd.transition SET phase = $2, updated_at = pg_catalog.now(), "
+      "finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'aborted']) "
+      "THEN pg_catalog.now() END WHERE id OPERATOR(pg_catalog.=) $1",
+      {spi::p_int8(t.id), spi::p_text(to)});
+  add_history(t.id, "phase", t.phase, to, detail);
+}
+
+void set_backfill_state(const Transition &t, const std::string &to, const std::string &detail) {
+  execute(
+      "UPDATE zdd.transition SET backfill_state = $2, updated_at = pg_catalog.now() "
+      "WHERE id OPERATOR(pg_catalog.=) $1",
+      {spi::p_int8(t.id), spi::p_text(to)});
+  add_history(t.id, "backfill", t.backfill_state, to, detail);
+}
+
+}  // namespace zdd::catalog

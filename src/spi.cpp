@@ -1,0 +1,129 @@
+// spi.cpp — SPI with a pinned search_path and text results.
+#include "spi.hpp"
+
+namespace zdd::spi {
+
+Param p_text(std::optional<std::string> v) { return {TEXTOID, std::move(v)}; }
+Param p_int8(int64_t v) { return {INT8OID, std::to_string(v)}; }
+Param p_int4(int32_t v) { return {INT4OID, std::to_string(v)}; }
+Param p_oid(Oid v) { return {OIDOID, std::to_string(v)}; }
+Param p_bool(bool v) { return {BOOLOID, v ? "t" : "f"}; }
+
+namespace {
+
+// Builds the Datum array for params in the current memory context, using
+// each type's input function (the values are small, once per statement).
+void build_args(const std::vector<Param> &params, Oid *types, Datum *values, char *nulls) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Param &p = params[i];
+    types[i] = p.type;
+    if (!p.text) {
+      values[i] = (Datum)0;
+      nulls[i] = 'n';
+      continue;
+    }
+    const char *txt = p.text->c_str();
+    values[i] = pg_call([&] {
+      Oid infunc, ioparam;
+      getTypeInputInfo(p.type, &infunc, &ioparam);
+      return OidInputFunctionCall(infunc, const_cast<char *>(txt), ioparam, -1);
+    });
+    nulls[i] = ' ';
+  }
+}
+
+// Runs one statement under search_path = pg_catalog, pg_temp.
+int run(const std::string &sql, const std::vector<Param> &params, long limit) {
+  const size_t n = params.size();
+  Oid *types = nullptr;
+  Datum *values = nullptr;
+  char *nulls = nullptr;
+  if (n > 0) {
+    pg_call([&] {
+      types = static_cast<Oid *>(palloc(n * sizeof(Oid)));
+      values = static_cast<Datum *>(palloc(n * sizeof(Datum)));
+      nulls = static_cast<char *>(palloc(n * sizeof(char)));
+    });
+    build_args(params, types, values, nulls);
+  }
+  const char *text = sql.c_str();
+  int nestlevel = pg_call([] {
+    int level = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    return level;
+  });
+  int rc = pg_call([&] {
+    return SPI_execute_with_args(text, (int)n, types, values, nulls, false, limit);
+  });
+  pg_call([&] { AtEOXact_GUC(true, nestlevel); });
+  if (rc < 0)
+    throw Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: SPI failed ({}) running: {}",
+                                                    SPI_result_code_string(rc), sql));
+  return rc;
+}
+
+}  // namespace
+
+std::vector<Row> query(const std::string &sql, const std::vector<Param> &params) {
+  run(sql, params, 0);
+  std::vector<Row> rows;
+  if (SPI_tuptable == nullptr) return rows;
+  SPITupleTable *tt = SPI_tuptable;
+  const int ncols = tt->tupdesc->natts;
+  rows.reserve(SPI_processed);
+  for (uint64_t r = 0; r < SPI_processed; ++r) {
+    Row row;
+    row.reserve(ncols);
+    for (int c = 1; c <= ncols; ++c) {
+      char *v = pg_call([&] { return SPI_getvalue(tt->vals[r], tt->tupdesc, c); });
+      if (v == nullptr)
+        row.emplace_back(std::nullopt);
+      else
+        row.emplace_back(std::string(v));
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+uint64_t execute(const std::string &sql, const std::vector<Param> &params) {
+  run(sql, params, 0);
+  return SPI_processed;
+}
+
+Connection::Connection() {
+  pg_call([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "zdd: SPI_connect failed");
+  });
+  connected_ = true;
+}
+
+// Only the normal path disconnects: after an error the (sub)transaction
+// abort does it, and SPI calls in a failed state would be unsafe.
+Connection::~Connection() {
+  if (connected_ && std::uncaught_exceptions() == 0) SPI_finish();
+}
+
+std::string ident(std::string_view name) {
+  std::string s(name);
+  return pg_call([&] { return std::string(quote_identifier(s.c_str())); });
+}
+
+std::string literal(std::string_view value) {
+  std::string s(value);
+  return pg_call([&] { return std::string(quote_literal_cstr(s.c_str())); });
+}
+
+std::string qualified_relation(Oid relid) {
+  return pg_call([&] {
+    char *rel = get_rel_name(relid);
+    char *nsp = get_namespace_name(get_rel_namespace(relid));
+    if (rel == nullptr || nsp == nullptr)
+      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                      errmsg("relation with OID %u does not exist", relid)));
+    return std::string(quote_qualified_identifier(nsp, rel));
+  });
+}
+
+}  // namespace zdd::spi

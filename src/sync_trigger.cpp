@@ -1,0 +1,286 @@
+// sync_trigger.cpp — the BEFORE INSERT OR UPDATE row trigger that keeps the
+// old and new column of a transition equal (SPEC section 4).
+//
+// The trigger edits the row in place (heap_modify_tuple_by_cols) and
+// returns it: no second write, no recursion. Per row it reads a few
+// attributes from the trigger's slots and compares them; everything that
+// needs a lookup (attribute numbers, type length/byval, the old column's
+// constant default) is resolved once per trigger and backend, kept in a
+// hash keyed by trigger OID, and invalidated by relcache callbacks.
+//
+// The per-row functions own no C++ objects with destructors, so the
+// PostgreSQL calls in them may raise errors directly; only the conflict
+// error path builds strings, and it goes through pg_call / zdd::Error.
+#include "error.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+}
+
+namespace zdd::sync {
+
+namespace {
+
+// What the trigger needs about its transition; lives in CacheMemoryContext.
+struct Entry {
+  Oid tgoid;  // hash key
+  bool valid;
+  Oid relid;
+  int64 transition_id;
+  AttrNumber old_att, new_att;
+  int16 typlen;
+  bool typbyval;
+  bool has_default;  // old column has a constant default
+  bool default_null;
+  Datum default_value;
+};
+
+HTAB *cache = nullptr;
+
+// Relcache callback: forget what we know about relid (or everything).
+void invalidate(Datum, Oid relid) {
+  if (cache == nullptr) return;
+  HASH_SEQ_STATUS it;
+  hash_seq_init(&it, cache);
+  while (Entry *e = static_cast<Entry *>(hash_seq_search(&it)))
+    if (relid == InvalidOid || e->relid == relid) e->valid = false;
+}
+
+// Attribute number of column name in desc, or InvalidAttrNumber.
+AttrNumber find_column(TupleDesc desc, const char *name) {
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute a = TupleDescAttr(desc, i);
+    if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0) return a->attnum;
+  }
+  return InvalidAttrNumber;
+}
+
+// Fills e from the trigger's arguments and the relation's descriptor.
+void build(Entry *e, TriggerData *td) {
+  Trigger *tg = td->tg_trigger;
+  Relation rel = td->tg_relation;
+  TupleDesc desc = RelationGetDescr(rel);
+  if (tg->tgnargs != 3)
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("zdd.sync_trigger needs 3 arguments: transition id, old column, new column")));
+  e->relid = RelationGetRelid(rel);
+  e->transition_id = pg_strtoint64(tg->tgargs[0]);
+  e->old_att = find_column(desc, tg->tgargs[1]);
+  e->new_att = find_column(desc, tg->tgargs[2]);
+  if (e->old_att == InvalidAttrNumber || e->new_att == InvalidAttrNumber)
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                    errmsg("zdd: transition " INT64_FORMAT " lost column \"%s\" or \"%s\" of \"%s\"",
+                           e->transition_id, tg->tgargs[1], tg->tgargs[2],
+                           RelationGetRelationName(rel)),
+                    errhint("Abort the transition with zdd.abort(" INT64_FORMAT ").",
+                            e->transition_id)));
+  Form_pg_attribute oa = TupleDescAttr(desc, e->old_att - 1);
+  Form_pg_attribute na = TupleDescAttr(desc, e->new_att - 1);
+  if (oa->atttypid != na->atttypid || oa->atttypmod != na->atttypmod)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("zdd: columns \"%s\" and \"%s\" of \"%s\" no longer have the same type",
+                           tg->tgargs[1], tg->tgargs[2], RelationGetRelationName(rel))));
+  e->typlen = oa->attlen;
+  e->typbyval = oa->attbyval;
+
+  // The old column's default, if it is a constant: an INSERT that leaves
+  // the old column at it counts as "old not given" (SPEC 4).
+  if (e->has_default && !e->typbyval && !e->default_null)
+    pfree(DatumGetPointer(e->default_value));
+  e->has_default = false;
+  Node *def = build_column_default(rel, e->old_att);
+  if (def != nullptr) {
+    def = eval_const_expressions(nullptr, def);
+    if (IsA(def, Const)) {
+      Const *c = castNode(Const, def);
+      MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+      e->has_default = true;
+      e->default_null = c->constisnull;
+      e->default_value = c->constisnull ? (Datum)0 : datumCopy(c->constvalue, e->typbyval, e->typlen);
+      MemoryContextSwitchTo(old);
+    }
+  }
+  e->valid = true;
+}
+
+// The cache entry of the firing trigger, built on first use. fn_extra
+// keeps the entry's address for the statement (dynahash never moves
+// entries), so most rows skip even the hash lookup.
+Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
+  Entry *e = static_cast<Entry *>(fcinfo->flinfo->fn_extra);
+  if (e == nullptr || e->tgoid != td->tg_trigger->tgoid) {
+    if (cache == nullptr) {
+      HASHCTL ctl;
+      ctl.keysize = sizeof(Oid);
+      ctl.entrysize = sizeof(Entry);
+      ctl.hcxt = CacheMemoryContext;
+      cache = hash_create("zdd sync trigger cache", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+      CacheRegisterRelcacheCallback(invalidate, (Datum)0);
+    }
+    bool found;
+    e = static_cast<Entry *>(hash_search(cache, &td->tg_trigger->tgoid, HASH_ENTER, &found));
+    if (!found) {
+      e->valid = false;
+      e->has_default = false;
+    }
+    fcinfo->flinfo->fn_extra = e;
+  }
+  if (!e->valid) build(e, td);
+  return e;
+}
+
+// Binary equality of two values of the column type, NULLs equal to each
+// other. Varlena values are compared by content, whatever their header,
+// compression or TOAST storage (detoasting only when they differ in form).
+bool same(const Entry *e, Datum a, bool anull, Datum b, bool bnull) {
+  if (anull || bnull) return anull && bnull;
+  if (e->typbyval) return a == b;
+  if (e->typlen > 0) return memcmp(DatumGetPointer(a), DatumGetPointer(b), e->typlen) == 0;
+  if (e->typlen == -2) return strcmp(DatumGetCString(a), DatumGetCString(b)) == 0;
+  if (DatumGetPointer(a) == DatumGetPointer(b)) return true;
+  struct varlena *va = (struct varlena *)DatumGetPointer(a);
+  struct varlena *vb = (struct varlena *)DatumGetPointer(b);
+  if (VARATT_IS_EXTERNAL(va) || VARATT_IS_COMPRESSED(va)) va = pg_detoast_datum_packed(va);
+  if (VARATT_IS_EXTERNAL(vb) || VARATT_IS_COMPRESSED(vb)) vb = pg_detoast_datum_packed(vb);
+  const Size la = VARSIZE_ANY_EXHDR(va), lb = VARSIZE_ANY_EXHDR(vb);
+  return la == lb && memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), la) == 0;
+}
+
+// Text of a value for an error message, cut to a readable length.
+std::string show(Oid type, Datum v, bool isnull) {
+  if (isnull) return "NULL";
+  std::string s = pg_call([&] {
+    Oid out;
+    bool varlena;
+    getTypeOutputInfo(type, &out, &varlena);
+    return std::string(OidOutputFunctionCall(out, v));
+  });
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+// Raises the class-23 conflict error: both columns written, values differ.
+[[noreturn]] void conflict(const Entry *e, TriggerData *td, const char *source, Datum ov,
+                           bool onull, Datum nv, bool nnull) {
+  Relation rel = td->tg_relation;
+  Form_pg_attribute oa = TupleDescAttr(RelationGetDescr(rel), e->old_att - 1);
+  Form_pg_attribute na = TupleDescAttr(RelationGetDescr(rel), e->new_att - 1);
+  throw Error(
+      ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION,
+      fmt::format("zdd: conflicting values for \"{}\" and \"{}\" of \"{}\" (transition {})",
+                  NameStr(oa->attname), NameStr(na->attname), RelationGetRelationName(rel),
+                  e->transition_id),
+      fmt::format("{}: \"{}\" = {}, \"{}\" = {}.", source, NameStr(oa->attname),
+                  show(oa->atttypid, ov, onull), NameStr(na->attname),
+                  show(na->atttypid, nv, nnull)),
+      "Write one of the two columns, or both with the same value; or declare the session's "
+      "app version with SET zdd.side = 'old' or 'new'.");
+}
+
+// Returns tuple with column att set to (v, isnull).
+HeapTuple set_column(TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v, bool isnull) {
+  int col = att;
+  return heap_modify_tuple_by_cols(tuple, RelationGetDescr(td->tg_relation), 1, &col, &v, &isnull);
+}
+
+// INSERT: fill whichever side was not given (SPEC 4).
+HeapTuple on_insert(const Entry *e, TriggerData *td) {
+  TupleTableSlot *slot = td->tg_trigslot;
+  HeapTuple tuple = td->tg_trigtuple;
+  bool onull, nnull;
+  Datum ov = slot_getattr(slot, e->old_att, &onull);
+  Datum nv = slot_getattr(slot, e->new_att, &nnull);
+
+  switch (settings::side) {
+    case settings::SideOld:
+      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->new_att, ov, onull);
+    case settings::SideNew:
+      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->old_att, nv, nnull);
+    default:
+      break;
+  }
+  if (nnull) return onull ? tuple : set_column(td, tuple, e->new_att, ov, onull);
+  const bool old_given =
+      !onull && !(e->has_default && same(e, ov, onull, e->default_value, e->default_null));
+  if (!old_given) {
+    if (same(e, ov, onull, nv, nnull)) return tuple;
+    return set_column(td, tuple, e->old_att, nv, nnull);
+  }
+  if (same(e, ov, onull, nv, nnull)) return tuple;
+  conflict(e, td, "the INSERT gives both columns", ov, onull, nv, nnull);
+}
+
+// UPDATE: decide which side wrote from the SET list, then from changed
+// values; a row nobody wrote gets new := old (this is also the backfill).
+HeapTuple on_update(const Entry *e, TriggerData *td) {
+  TupleTableSlot *before = td->tg_trigslot;
+  TupleTableSlot *after = td->tg_newslot;
+  HeapTuple tuple = td->tg_newtuple;
+  bool onull, nnull, ponull, pnnull;
+  Datum ov = slot_getattr(after, e->old_att, &onull);
+  Datum nv = slot_getattr(after, e->new_att, &nnull);
+
+  switch (settings::side) {
+    case settings::SideOld:
+      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->new_att, ov, onull);
+    case settings::SideNew:
+      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->old_att, nv, nnull);
+    default:
+      break;
+  }
+
+  const Bitmapset *cols = td->tg_updatedcols;
+  const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
+  const bool new_named = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, cols);
+  bool old_wrote, new_wrote;
+  if (old_named != new_named) {
+    old_wrote = old_named;
+    new_wrote = new_named;
+  } else {
+    Datum pov = slot_getattr(before, e->old_att, &ponull);
+    Datum pnv = slot_getattr(before, e->new_att, &pnnull);
+    old_wrote = !same(e, pov, ponull, ov, onull);
+    new_wrote = !same(e, pnv, pnnull, nv, nnull);
+  }
+  if (same(e, ov, onull, nv, nnull)) return tuple;  // in step, whoever wrote
+  if (old_wrote && new_wrote)
+    conflict(e, td,
+             old_named && new_named ? "the UPDATE's SET list changes both columns"
+                                    : "both columns changed in this UPDATE",
+             ov, onull, nv, nnull);
+  if (new_wrote) return set_column(td, tuple, e->old_att, nv, nnull);
+  return set_column(td, tuple, e->new_att, ov, onull);  // old wrote, or nobody: old is the truth
+}
+
+Datum fire(FunctionCallInfo fcinfo) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("zdd.sync_trigger: not called by trigger manager")));
+  TriggerData *td = reinterpret_cast<TriggerData *>(fcinfo->context);
+  if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+      !(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("zdd.sync_trigger must be a BEFORE INSERT OR UPDATE FOR EACH ROW trigger")));
+  const Entry *e = entry_for(fcinfo, td);
+  HeapTuple result = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? on_insert(e, td) : on_update(e, td);
+  return PointerGetDatum(result);
+}
+
+}  // namespace
+
+}  // namespace zdd::sync
+
+extern "C" {
+PG_FUNCTION_INFO_V1(zdd_sync_trigger);
+PGDLLEXPORT Datum zdd_sync_trigger(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::sync::fire(fcinfo); });
+}
+}

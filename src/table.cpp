@@ -1,0 +1,144 @@
+// table.cpp — validation of tables and columns (syscache lookups only).
+#include "table.hpp"
+
+#include "spi.hpp"
+
+extern "C" {
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "utils/acl.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+}
+
+namespace zdd::table {
+
+namespace {
+std::string relname(Oid relid) { return spi::qualified_relation(relid); }
+}  // namespace
+
+void check_table(Oid relid) {
+  const char kind = pg_call([&] { return get_rel_relkind(relid); });
+  if (kind == '\0')
+    throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: relation with OID {} does not exist", relid));
+  const std::string name = relname(relid);
+  if (kind == RELKIND_PARTITIONED_TABLE)
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: {} is a partitioned table; zdd does not support those yet", name),
+                {}, "Run the transition on each partition is not supported either; see README limits.");
+  if (kind != RELKIND_RELATION)
+    throw Error(ERRCODE_WRONG_OBJECT_TYPE, fmt::format("zdd: {} is not a table", name),
+                "zdd moves columns of ordinary tables only (not views, materialized views, "
+                "foreign tables, indexes, sequences or composite types).");
+  const bool system = pg_call([&] {
+    return IsCatalogRelationOid(relid) || IsCatalogNamespace(get_rel_namespace(relid)) ||
+           IsToastNamespace(get_rel_namespace(relid));
+  });
+  const bool own_catalog =
+      pg_call([&] { return get_rel_namespace(relid) == get_namespace_oid("zdd", false); });
+  if (system || own_catalog)
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: {} is a system or zdd catalog table", name));
+  const bool owner = pg_call([&] { return pg_class_ownercheck(relid, GetUserId()); });
+  if (!owner)
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                fmt::format("zdd: must be owner of table {}", name),
+                {}, "Only the table's owner (or a member of the owning role) may start, "
+                    "complete or abort a transition on it.");
+}
+
+Column column_to_move(Oid relid, const std::string &name) {
+  HeapTuple tup = pg_call([&] { return SearchSysCacheAttName(relid, name.c_str()); });
+  if (!HeapTupleIsValid(tup))
+    throw Error(ERRCODE_UNDEFINED_COLUMN,
+                fmt::format("zdd: column \"{}\" of {} does not exist", name, relname(relid)));
+  Form_pg_attribute att = (Form_pg_attribute)GETSTRUCT(tup);
+  FormData_pg_attribute a = *att;  // plain copy; release the cache entry at once
+  pg_call([&] { ReleaseSysCache(tup); });
+
+  if (a.attnum <= 0)
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: cannot rename system column \"{}\"", name));
+  if (a.attgenerated != '\0')
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: cannot rename generated column \"{}\"", name),
+                "Generated columns are computed from other columns; rename them with "
+                "ALTER TABLE ... RENAME COLUMN, which is a catalog-only change.");
+  if (a.attidentity != '\0')
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: cannot rename identity column \"{}\"", name),
+                "An identity column's sequence cannot be shared by two columns.");
+
+  // A domain with constraints makes ADD COLUMN check every row under an
+  // ACCESS EXCLUSIVE lock (a full table rewrite): refuse rather than stall.
+  const bool domain_checks = pg_call([&] { return DomainHasConstraints(a.atttypid); });
+  if (domain_checks)
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: column \"{}\" is of a domain type with constraints", name),
+                "Adding such a column rewrites the whole table under an ACCESS EXCLUSIVE lock; "
+                "zdd supports domains without constraints only.");
+
+  Column c;
+  c.attnum = a.attnum;
+  c.type_sql = pg_call([&] {
+    return std::string(format_type_extended(a.atttypid, a.atttypmod,
+                                            FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+  });
+  const Oid typcoll = pg_call([&] { return get_typcollation(a.atttypid); });
+  if (OidIsValid(a.attcollation) && a.attcollation != typcoll) {
+    c.type_sql += pg_call([&] {
+      char *coll = get_collation_name(a.attcollation);
+      HeapTuple ct = SearchSysCache1(COLLOID, ObjectIdGetDatum(a.attcollation));
+      Oid nsp = ((Form_pg_collation)GETSTRUCT(ct))->collnamespace;
+      ReleaseSysCache(ct);
+      return std::string(" COLLATE ") +
+             quote_qualified_identifier(get_namespace_name(nsp), coll);
+    });
+  }
+  const char typstorage = pg_call([&] { return get_typstorage(a.atttypid); });
+  if (a.attstorage != typstorage) {
+    switch (a.attstorage) {
+      case TYPSTORAGE_PLAIN: c.column_options.push_back("SET STORAGE PLAIN"); break;
+      case TYPSTORAGE_EXTERNAL: c.column_options.push_back("SET STORAGE EXTERNAL"); break;
+      case TYPSTORAGE_EXTENDED: c.column_options.push_back("SET STORAGE EXTENDED"); break;
+      case TYPSTORAGE_MAIN: c.column_options.push_back("SET STORAGE MAIN"); break;
+    }
+  }
+  if (a.attcompression == 'p') c.column_options.push_back("SET COMPRESSION pglz");
+  if (a.attcompression == 'l') c.column_options.push_back("SET COMPRESSION lz4");
+  if (a.attstattarget >= 0)
+    c.column_options.push_back(fmt::format("SET STATISTICS {}", a.attstattarget));
+  return c;
+}
+
+void check_new_name(Oid relid, const std::string &name) {
+  if (name.empty())
+    throw Error(ERRCODE_INVALID_NAME, "zdd: the new column name must not be empty");
+  const AttrNumber n = pg_call([&] { return get_attnum(relid, name.c_str()); });
+  if (n != InvalidAttrNumber)
+    throw Error(ERRCODE_DUPLICATE_COLUMN,
+                fmt::format("zdd: column \"{}\" of {} already exists", name, relname(relid)));
+}
+
+void check_may_steer(const catalog::Transition &t) {
+  if (t.table_exists) {
+    const bool owner = pg_call([&] { return pg_class_ownercheck(t.relid, GetUserId()); });
+    if (!owner)
+      throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                  fmt::format("zdd: must be owner of table {} to steer transition {}",
+                              relname(t.relid), t.id));
+    return;
+  }
+  const bool ok = pg_call([&] {
+    return superuser() || has_privs_of_role(GetUserId(), t.started_by);
+  });
+  if (!ok)
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                fmt::format("zdd: only the role that started transition {} may steer it", t.id));
+}
+
+}  // namespace zdd::table

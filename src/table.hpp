@@ -1,0 +1,32 @@
+// table.hpp — checks on the table and columns a transition may touch.
+// Every check raises a zdd::Error with the SQLSTATE a DBA would expect and
+// runs before anything is changed.
+#pragma once
+
+#include "catalog.hpp"
+
+namespace zdd::table {
+
+// What begin_rename needs to know to create the new column as a twin.
+struct Column {
+  AttrNumber attnum;
+  std::string type_sql;                     // schema-qualified type [COLLATE ...]
+  std::vector<std::string> column_options;  // SET STORAGE / COMPRESSION / STATISTICS
+};
+
+// The relation exists, is a plain table zdd supports, is not a system or
+// zdd catalog, and the current user owns it (42501 otherwise).
+void check_table(Oid relid);
+
+// The old column: exists, is a user column, not generated, not identity,
+// of a type whose new twin can be added without a table rewrite.
+Column column_to_move(Oid relid, const std::string &name);
+
+// The new name is not used by any column (system columns included).
+void check_new_name(Oid relid, const std::string &name);
+
+// The current user may steer transition t: owns its table (or, once the
+// table is gone, started it or is superuser).
+void check_may_steer(const catalog::Transition &t);
+
+}  // namespace zdd::table

@@ -1,0 +1,113 @@
+// transition.cpp — zdd.begin_rename() and zdd.abort(): the expand step and
+// its undo. Each runs in the caller's transaction: it does its whole step
+// or, on any error, nothing.
+#include "backfill.hpp"
+#include "catalog.hpp"
+#include "ddl.hpp"
+#include "settings.hpp"
+#include "spi.hpp"
+#include "table.hpp"
+
+extern "C" {
+#include "storage/lockdefs.h"
+}
+
+namespace zdd {
+
+namespace {
+
+// Reads optional integer argument n, or def when NULL; refuses negatives
+// (and zero when !zero_ok) with 22023.
+int int_arg(FunctionCallInfo fcinfo, int n, int def, const char *name, bool zero_ok) {
+  int v = PG_ARGISNULL(n) ? def : PG_GETARG_INT32(n);
+  if (v < 0 || (v == 0 && !zero_ok))
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("zdd: {} must be {} (got {})", name,
+                            zero_ok ? "zero or more" : "greater than zero", v));
+  return v;
+}
+
+// Name of the sync trigger of transition id. "zz_" makes it fire after the
+// table's other BEFORE triggers (they fire in name order), so it sees the
+// values those triggers leave.
+std::string trigger_name(int64_t id) { return fmt::format("zz_zdd_sync_{}", id); }
+
+}  // namespace
+
+Datum begin_rename(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "zdd: begin_rename needs a table, an old column and a new column");
+  const Oid relid = PG_GETARG_OID(0);
+  const std::string old_col = NameStr(*PG_GETARG_NAME(1));
+  const std::string new_col = NameStr(*PG_GETARG_NAME(2));
+  const int batch = int_arg(fcinfo, 3, settings::batch_size, "batch_size", false);
+  const int pause = int_arg(fcinfo, 4, settings::pause_ms, "pause_ms", true);
+  const int rate = int_arg(fcinfo, 5, settings::max_rows_per_sec, "max_rows_per_sec", true);
+  const int target = int_arg(fcinfo, 6, settings::target_batch_ms, "target_batch_ms", true);
+  const bool start = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
+
+  spi::Connection spi;
+  // Checks that need no lock first, so a non-owner never queues a lock.
+  table::check_table(relid);
+  ddl::lock_table(relid, AccessExclusiveLock, "begin_rename");
+  table::check_table(relid);  // again: it may have changed while we waited
+  const table::Column old_attr = table::column_to_move(relid, old_col);
+  table::check_new_name(relid, new_col);
+  for (const std::string &c : {old_col, new_col})
+    if (auto other = catalog::open_transition_using(relid, c))
+      throw Error(ERRCODE_OBJECT_IN_USE,
+                  fmt::format("zdd: column \"{}\" of {} is already in transition {}", c,
+                              spi::qualified_relation(relid), *other),
+                  {}, "Complete or abort that transition first.");
+
+  const int64_t id = catalog::next_id();
+  const std::string rel = spi::qualified_relation(relid);
+  spi::execute(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", rel, spi::ident(new_col),
+                           old_attr.type_sql));
+  for (const std::string &s : old_attr.column_options)
+    spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
+  spi::execute(fmt::format(
+      "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
+      "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",
+      spi::ident(trigger_name(id)), rel, spi::literal(std::to_string(id)), spi::literal(old_col),
+      spi::literal(new_col)));
+  catalog::insert(id, relid, old_col, new_col, batch, pause, rate, target);
+  if (start) backfill::request_start(catalog::load(id, true));
+  return Int64GetDatum(id);
+}
+
+Datum abort_transition(FunctionCallInfo fcinfo) {
+  const int64_t id = PG_GETARG_INT64(0);
+  spi::Connection spi;
+  catalog::Transition t = catalog::load(id, true);
+  table::check_may_steer(t);
+  if (t.phase == "completed" || t.phase == "aborted")
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                fmt::format("zdd: transition {} is already {}", id, t.phase),
+                t.phase == "completed" ? "A completed transition dropped its old column." : "");
+  backfill::request_stop(t);
+  if (t.table_exists) {
+    const std::string rel = spi::qualified_relation(t.relid);
+    ddl::lock_table(t.relid, AccessExclusiveLock, "abort");
+    spi::execute(
+        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(trigger_name(id)), rel));
+    spi::execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
+                             spi::ident(t.new_column)));
+  }
+  catalog::set_phase(t, "aborted", t.table_exists ? "abort" : "abort: table no longer exists");
+  PG_RETURN_VOID();
+}
+
+}  // namespace zdd
+
+extern "C" {
+PG_FUNCTION_INFO_V1(zdd_begin_rename);
+PG_FUNCTION_INFO_V1(zdd_abort);
+PGDLLEXPORT Datum zdd_begin_rename(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::begin_rename(fcinfo); });
+}
+PGDLLEXPORT Datum zdd_abort(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::abort_transition(fcinfo); });
+}
+}

@@ -1,0 +1,87 @@
+# test/lib.sh — shared by make test, make demo and make bench.
+#
+# zdd_stage builds a private PostgreSQL installation tree in a temporary
+# directory: a copy of PostgreSQL 15's binaries, symlinks to its libraries
+# and share files, and zdd installed into it (make install DESTDIR=...).
+# PostgreSQL finds its share and lib directories relative to its own
+# binary, so the system installation is never written to, and the same
+# steps work for root and for a normal user. As root, the tree is handed
+# to the postgres OS user, because the server refuses to run as root; the
+# checkout itself may be unreadable to that user, so everything the server
+# side needs (tests, expected outputs) is copied into the stage.
+
+set -euo pipefail
+
+ZDD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BINDIR=$("$PG_CONFIG" --bindir)
+PG_PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
+PG_SHAREDIR=$("$PG_CONFIG" --sharedir)
+PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
+
+# Runs a command as the server-side user: postgres when we are root.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- env PATH="$PATH" "$@"
+  else
+    "$@"
+  fi
+}
+
+# zdd_stage: sets STAGE (temp dir) and BIN (its bin dir), installs zdd there.
+zdd_stage() {
+  STAGE=$(mktemp -d /tmp/zdd-stage.XXXXXX)
+  chmod 755 "$STAGE"
+  local inst="$STAGE/inst"
+  make -s -C "$ZDD_ROOT" install DESTDIR="$inst" >/dev/null
+  BIN="$inst$PG_BINDIR"
+  local lib="$inst$PG_PKGLIBDIR" share="$inst$PG_SHAREDIR"
+  mkdir -p "$BIN" "$lib" "$share/extension"
+  cp -p "$PG_BINDIR"/* "$BIN"/
+  local f
+  for f in "$PG_PKGLIBDIR"/*; do
+    [ -e "$lib/$(basename "$f")" ] || ln -s "$f" "$lib/$(basename "$f")"
+  done
+  for f in "$PG_SHAREDIR"/*; do
+    [ -e "$share/$(basename "$f")" ] || ln -s "$f" "$share/$(basename "$f")"
+  done
+  for f in "$PG_SHAREDIR"/extension/*; do
+    [ -e "$share/extension/$(basename "$f")" ] || ln -s "$f" "$share/extension/$(basename "$f")"
+  done
+  # Test inputs the server-side user must read.
+  mkdir -p "$STAGE/src"
+  cp -r "$ZDD_ROOT/sql" "$ZDD_ROOT/expected" "$ZDD_ROOT/test" "$STAGE/src/"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$STAGE"; fi
+  export PATH="$BIN:$PATH"
+  trap zdd_unstage EXIT
+}
+
+zdd_unstage() {
+  if [ -n "${STAGE:-}" ] && [ -d "$STAGE" ]; then
+    [ -n "${PGDATA_STARTED:-}" ] && as_pg "$BIN/pg_ctl" -D "$PGDATA_STARTED" -m immediate stop >/dev/null 2>&1 || true
+    [ -n "${ZDD_KEEP_STAGE:-}" ] || rm -rf "$STAGE"
+  fi
+}
+
+# start_instance DIR PORT [extra postgresql.conf lines...]: initdb + start.
+start_instance() {
+  local dir=$1 port=$2; shift 2
+  as_pg "$BIN/initdb" -D "$dir" -U postgres --no-sync -A trust >/dev/null
+  {
+    echo "port = $port"
+    echo "listen_addresses = ''"
+    echo "unix_socket_directories = '$STAGE'"
+    echo "fsync = off"
+    echo "max_worker_processes = 16"
+    local l
+    for l in "$@"; do echo "$l"; done
+  } | as_pg tee -a "$dir/postgresql.conf" >/dev/null
+  as_pg "$BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null
+  PGDATA_STARTED=$dir
+  export PGHOST="$STAGE" PGPORT="$port" PGUSER=postgres
+}
+
+stop_instance() {
+  as_pg "$BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
+  PGDATA_STARTED=
+}

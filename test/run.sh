@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# make test: pg_regress, isolation, TAP and pgbench soak tests, each on a
+# throwaway PostgreSQL 15 instance. Exits non-zero on any failure and ends
+# with one summary line "N passed, N failed".
+source "$(dirname "$0")/lib.sh"
+zdd_stage
+export STAGE BIN ZDD_ROOT
+
+passed=0
+failed=0
+failures=()
+tally() {  # tally SUITE LOG: counts "ok"/"FAILED" lines of pg_regress output
+  local p f
+  p=$(grep -cE '\.\.\. ok|^ok ' "$2" || true)
+  f=$(grep -cE '\.\.\. FAILED|^not ok |\.\.\. failed' "$2" || true)
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -eq 0 ] || failures+=("$1")
+}
+
+cd "$STAGE/src"
+REGRESS=$(cd sql && { ls *.sql 2>/dev/null || true; } | sed 's/\.sql$//' | sort | tr '\n' ' ')
+ISOLATION=$(cd test/specs && { ls *.spec 2>/dev/null || true; } | sed 's/\.spec$//' | sort | tr '\n' ' ')
+
+echo "== pg_regress: $REGRESS"
+rc=0
+as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BIN" --inputdir=. --outputdir="$STAGE/regress" \
+  --temp-instance="$STAGE/regress/tmp" --temp-config=test/regress.conf \
+  $REGRESS > "$STAGE/regress.log" 2>&1 || rc=$?
+cat "$STAGE/regress.log"; tally regress "$STAGE/regress.log"
+[ $rc -eq 0 ] || { [ -f "$STAGE/regress/regression.diffs" ] && head -300 "$STAGE/regress/regression.diffs"; failures+=(regress-rc); }
+
+if [ -n "$ISOLATION" ]; then
+  echo "== isolation: $ISOLATION"
+  rc=0
+  as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BIN" --inputdir=test \
+    --outputdir="$STAGE/isolation" --temp-instance="$STAGE/isolation/tmp" \
+    --temp-config=test/regress.conf $ISOLATION > "$STAGE/iso.log" 2>&1 || rc=$?
+  cat "$STAGE/iso.log"; tally isolation "$STAGE/iso.log"
+  [ $rc -eq 0 ] || { [ -f "$STAGE/isolation/output_iso/regression.diffs" ] && head -300 "$STAGE/isolation/output_iso/regression.diffs"; failures+=(isolation-rc); }
+fi
+
+if ls test/t/*.pl >/dev/null 2>&1; then
+  echo "== TAP"
+  rc=0
+  as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" TESTDIR="$STAGE/tap" \
+    PG_CONFIG="$BIN/pg_config" ZDD_SRC="$STAGE/src" \
+    prove -I "$PGXS_DIR/src/test/perl" -I test/t test/t/*.pl > "$STAGE/tap.log" 2>&1 || rc=$?
+  cat "$STAGE/tap.log"
+  p=$(grep -cE '^test/t/.*\. ok' "$STAGE/tap.log" || true)
+  f=$(grep -cE '^test/t/.*(Dubious|Failed|not ok)' "$STAGE/tap.log" || true)
+  [ $rc -eq 0 ] || { [ "$f" -gt 0 ] || f=1; failures+=(tap); find "$STAGE/tap" -name '*.log' -path '*log*' 2>/dev/null | head -5 | while read -r l; do echo "--- $l"; tail -40 "$l"; done; }
+  passed=$((passed + p)); failed=$((failed + f))
+fi
+
+for s in test/soak/*.sh; do
+  [ -e "$s" ] || continue
+  echo "== soak: $s"
+  if bash "$ZDD_ROOT/$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$s"); fi
+done
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failing suites: ${failures[*]}"
+echo "zdd: $passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ] && [ "$failed" -eq 0 ]

@@ -18,9 +18,17 @@ tally() {  # tally SUITE LOG: counts "ok"/"FAILED" lines of pg_regress output
 }
 
 cd "$STAGE/src"
-REGRESS=$(cd sql && { ls *.sql 2>/dev/null || true; } | sed 's/\.sql$//' | sort | tr '\n' ' ')
-ISOLATION=$(cd test/specs && { ls *.spec 2>/dev/null || true; } | sed 's/\.spec$//' | sort | tr '\n' ' ')
+# Subsets for development: REGRESS_ONLY / ISOLATION_ONLY / TAP_ONLY / SOAK_ONLY
+# hold space-separated names (TAP and soak: file names), or "none".
+REGRESS=$(cd sql 2>/dev/null && { ls *.sql 2>/dev/null || true; } | sed 's/\.sql$//' | sort | tr '\n' ' ' || true)
+ISOLATION=$(cd test/specs 2>/dev/null && { ls *.spec 2>/dev/null || true; } | sed 's/\.spec$//' | sort | tr '\n' ' ' || true)
+TAP=$(cd test/t 2>/dev/null && { ls *.pl 2>/dev/null || true; } | sort | tr '\n' ' ' || true)
+SOAK=$(cd test/soak 2>/dev/null && { ls *.sh 2>/dev/null || true; } | sort | tr '\n' ' ' || true)
+REGRESS=${REGRESS_ONLY:-$REGRESS}; ISOLATION=${ISOLATION_ONLY:-$ISOLATION}
+TAP=${TAP_ONLY:-$TAP}; SOAK=${SOAK_ONLY:-$SOAK}
+for v in REGRESS ISOLATION TAP SOAK; do [ "${!v}" != none ] || printf -v "$v" ''; done
 
+if [ -n "$REGRESS" ]; then
 echo "== pg_regress: $REGRESS"
 rc=0
 as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BIN" --inputdir=. --outputdir="$STAGE/regress" \
@@ -28,6 +36,7 @@ as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BIN" --inputdir=. --out
   $REGRESS > "$STAGE/regress.log" 2>&1 || rc=$?
 cat "$STAGE/regress.log"; tally regress "$STAGE/regress.log"
 [ $rc -eq 0 ] || { [ -f "$STAGE/regress/regression.diffs" ] && head -300 "$STAGE/regress/regression.diffs"; failures+=(regress-rc); }
+fi
 
 if [ -n "$ISOLATION" ]; then
   echo "== isolation: $ISOLATION"
@@ -39,12 +48,12 @@ if [ -n "$ISOLATION" ]; then
   [ $rc -eq 0 ] || { [ -f "$STAGE/isolation/output_iso/regression.diffs" ] && head -300 "$STAGE/isolation/output_iso/regression.diffs"; failures+=(isolation-rc); }
 fi
 
-if ls test/t/*.pl >/dev/null 2>&1; then
-  echo "== TAP"
+if [ -n "$TAP" ]; then
+  echo "== TAP: $TAP"
   rc=0
   as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" TESTDIR="$STAGE/tap" \
     PG_CONFIG="$BIN/pg_config" ZDD_SRC="$STAGE/src" \
-    prove -I "$PGXS_DIR/src/test/perl" -I test/t test/t/*.pl > "$STAGE/tap.log" 2>&1 || rc=$?
+    prove -I "$PGXS_DIR/src/test/perl" -I test/t $(printf 'test/t/%s ' $TAP) > "$STAGE/tap.log" 2>&1 || rc=$?
   cat "$STAGE/tap.log"
   p=$(grep -cE '^test/t/.*\. ok' "$STAGE/tap.log" || true)
   f=$(grep -cE '^test/t/.*(Dubious|Failed|not ok)' "$STAGE/tap.log" || true)
@@ -52,8 +61,8 @@ if ls test/t/*.pl >/dev/null 2>&1; then
   passed=$((passed + p)); failed=$((failed + f))
 fi
 
-for s in test/soak/*.sh; do
-  [ -e "$s" ] || continue
+for s in $SOAK; do
+  s=test/soak/$s
   echo "== soak: $s"
   if bash "$ZDD_ROOT/$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$s"); fi
 done

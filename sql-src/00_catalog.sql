@@ -34,11 +34,13 @@ CREATE TABLE zdd.transition (
     key_columns      name[],                 -- primary key columns; NULL: ctid ranges
     pass             text NOT NULL DEFAULT 'backfill' CHECK (pass IN ('backfill', 'verify', 'twins')),
     cursor           text[],                 -- last key done (text form) or next ctid page
-    rows_done        bigint NOT NULL DEFAULT 0,   -- rows visited in the current pass
+    rows_done        bigint NOT NULL DEFAULT 0,   -- rows the backfill pass visited
     rows_written     bigint NOT NULL DEFAULT 0,   -- rows the backfill had to write
     rows_total       bigint,                      -- estimate (pg_class.reltuples or count)
+    rows_verified    bigint NOT NULL DEFAULT 0,   -- rows the verification pass checked
     verify_fixed     bigint NOT NULL DEFAULT 0,   -- rows the verification pass found out of step
     batches          bigint NOT NULL DEFAULT 0,
+    batch_size_now   integer,                     -- adaptive size in use (target_batch_ms > 0)
     rate             double precision,            -- rows/s over recent batches
     worker_pid       integer,
     last_error       text,

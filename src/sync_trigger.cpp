@@ -11,6 +11,7 @@
 // The per-row functions own no C++ objects with destructors, so the
 // PostgreSQL calls in them may raise errors directly; only the conflict
 // error path builds strings, and it goes through pg_call / zdd::Error.
+#include "compare.hpp"
 #include "error.hpp"
 #include "settings.hpp"
 
@@ -137,21 +138,9 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
   return e;
 }
 
-// Binary equality of two values of the column type, NULLs equal to each
-// other. Varlena values are compared by content, whatever their header,
-// compression or TOAST storage (detoasting only when they differ in form).
+// Equality as zdd defines it (compare.hpp), with the column's type info.
 bool same(const Entry *e, Datum a, bool anull, Datum b, bool bnull) {
-  if (anull || bnull) return anull && bnull;
-  if (e->typbyval) return a == b;
-  if (e->typlen > 0) return memcmp(DatumGetPointer(a), DatumGetPointer(b), e->typlen) == 0;
-  if (e->typlen == -2) return strcmp(DatumGetCString(a), DatumGetCString(b)) == 0;
-  if (DatumGetPointer(a) == DatumGetPointer(b)) return true;
-  struct varlena *va = (struct varlena *)DatumGetPointer(a);
-  struct varlena *vb = (struct varlena *)DatumGetPointer(b);
-  if (VARATT_IS_EXTERNAL(va) || VARATT_IS_COMPRESSED(va)) va = pg_detoast_datum_packed(va);
-  if (VARATT_IS_EXTERNAL(vb) || VARATT_IS_COMPRESSED(vb)) vb = pg_detoast_datum_packed(vb);
-  const Size la = VARSIZE_ANY_EXHDR(va), lb = VARSIZE_ANY_EXHDR(vb);
-  return la == lb && memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), la) == 0;
+  return same_value(e->typlen, e->typbyval, a, anull, b, bnull);
 }
 
 // Text of a value for an error message, cut to a readable length.

@@ -1,10 +1,371 @@
-// worker.cpp — placeholder until the backfill worker lands (issue 3).
+// worker.cpp — the background processes that run backfills.
+//
+// Design
+// ------
+// * Backfill worker: a dynamic background worker per database (bgw_type
+//   "zdd backfill"), connected to that database AS THE ROLE THAT STARTED THE
+//   TRANSITIONS it serves — never as a superuser on their behalf. At most
+//   one runs per database at a time: it holds a session-level advisory
+//   lock keyed on the database (a second one exits at once). It serves the
+//   database's running backfills of its role in turn, one batch at a time
+//   (oldest last batch first); batches are in backfill.cpp.
+// * Starting at commit: begin_rename / resume call request_start() inside
+//   their transaction; the worker is registered at PRE_COMMIT, so running
+//   out of worker slots is still an ERROR (53400) that rolls the call back.
+//   The worker first waits for that transaction to end (XactLockTableWait)
+//   and only then reads the catalog: a rolled-back call finds nothing.
+// * Handing over: when a worker finds no more work of its role it releases
+//   the database lock and looks again (so work committed meanwhile is never
+//   left with nobody): its own role's → it takes the lock again and goes on;
+//   another role's → it registers a worker for that role and exits.
+// * Launcher (only with shared_preload_libraries = 'zdd'): a static worker
+//   with a restart time, so it also runs again after a crash-restart. It
+//   starts a short-lived scout per database; the scout (connected as the
+//   bootstrap superuser, it reads zdd.transition and nothing else) starts a
+//   backfill worker for the role of each unfinished running backfill.
+//   Without preload nothing restarts on its own: zdd.status shows the
+//   backfill as stalled and zdd.resume(id) starts a worker.
+// * Errors in a batch abort that batch's transaction only; the worker
+//   records them (backfill.cpp) and goes on: it never exits into a restart
+//   loop. SIGTERM ends it at the next interrupt check; the open batch rolls
+//   back and the cursor in the catalog stays consistent.
 #include "backfill.hpp"
+#include "ddl.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_database.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/snapmgr.h"
+}
 
 namespace zdd::backfill {
 
-void request_start(const catalog::Transition &) {}
-void request_stop(const catalog::Transition &) {}
-void init() {}
+namespace {
+
+// What a worker is started with (bgw_extra).
+struct WorkerArgs {
+  Oid database;
+  Oid role;             // InvalidOid: a scout
+  TransactionId xid;    // wait for this transaction first (Invalid: none)
+};
+
+constexpr const char *kWorkerType = "zdd backfill";
+
+// Roles whose workers this transaction must start at commit.
+constexpr int kMaxPending = 8;
+Oid pending_roles[kMaxPending];
+int npending = 0;
+bool callback_registered = false;
+
+// Registers a backfill worker (or a scout when role is invalid).
+bool register_worker(Oid database, Oid role, TransactionId xid, bool notify,
+                     BackgroundWorkerHandle **handle) {
+  BackgroundWorker w;
+  memset(&w, 0, sizeof(w));
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = BGW_NEVER_RESTART;
+  strlcpy(w.bgw_library_name, "zdd", BGW_MAXLEN);
+  strlcpy(w.bgw_function_name, "zdd_worker_main", BGW_MAXLEN);
+  if (OidIsValid(role))
+    snprintf(w.bgw_name, BGW_MAXLEN, "zdd backfill (database %u, role %u)", database, role);
+  else
+    snprintf(w.bgw_name, BGW_MAXLEN, "zdd backfill scout (database %u)", database);
+  strlcpy(w.bgw_type, kWorkerType, BGW_MAXLEN);
+  WorkerArgs args{database, role, xid};
+  memcpy(w.bgw_extra, &args, sizeof(args));
+  w.bgw_notify_pid = notify ? MyProcPid : 0;
+  return RegisterDynamicBackgroundWorker(&w, handle);
+}
+
+// Transaction callback: registers the workers asked for by request_start
+// at PRE_COMMIT (where an ERROR still rolls everything back), forgets them
+// at the end of the transaction.
+void xact_callback(XactEvent event, void *) {
+  switch (event) {
+    case XACT_EVENT_PRE_COMMIT: {
+      if (npending == 0) return;
+      const TransactionId xid = GetTopTransactionIdIfAny();
+      for (int i = 0; i < npending; ++i) {
+        if (!register_worker(MyDatabaseId, pending_roles[i], xid, false, nullptr)) {
+          npending = 0;
+          ereport(ERROR,
+                  (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                   errmsg("zdd: no background worker slot is free to run the backfill"),
+                   errdetail("Nothing was changed."),
+                   errhint("Raise max_worker_processes (restart needed) or wait for other "
+                           "background workers to end; or begin with start_backfill => false "
+                           "and call zdd.resume(id) later.")));
+        }
+      }
+      npending = 0;
+      return;
+    }
+    case XACT_EVENT_PRE_PREPARE:
+      if (npending > 0)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("zdd: cannot start a backfill in a prepared transaction")));
+      return;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:
+      npending = 0;
+      return;
+    default:
+      return;
+  }
+}
+
+// The advisory lock tag that makes a worker the database's only one.
+LOCKTAG database_tag() {
+  LOCKTAG tag;
+  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x7a6464 /* "zdd" */, 0, 3);
+  return tag;
+}
+
+// Tries to become the database's backfill worker (session lock).
+bool try_database_lock() {
+  LOCKTAG tag = database_tag();
+  StartTransactionCommand();
+  LockAcquireResult r = LockAcquire(&tag, ExclusiveLock, true, true);
+  CommitTransactionCommand();
+  return r != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void release_database_lock() {
+  LOCKTAG tag = database_tag();
+  LockRelease(&tag, ExclusiveLock, true);
+}
+
+// Waits until transaction xid (the call that started us) has ended.
+void wait_for_launcher_xact(TransactionId xid) {
+  if (!TransactionIdIsValid(xid)) return;
+  StartTransactionCommand();
+  XactLockTableWait(xid, nullptr, nullptr, XLTW_None);
+  CommitTransactionCommand();
+}
+
+// Runs fn inside its own transaction with SPI and a snapshot (the worker's
+// own catalog reads; batches manage their transactions in backfill.cpp).
+template <typename F>
+auto in_transaction(F &&fn) -> decltype(fn()) {
+  pg_call([] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+  });
+  try {
+    auto r = [&] {
+      spi::Connection spi;
+      return fn();
+    }();
+    pg_call([] {
+      PopActiveSnapshot();
+      CommitTransactionCommand();
+    });
+    return r;
+  } catch (...) {
+    pg_call([] { AbortCurrentTransaction(); });
+    throw;
+  }
+}
+
+// The role of the next runnable backfill in this database, ours first.
+std::optional<Oid> runnable_role(Oid mine) {
+  auto rows = spi::query(
+      "SELECT started_by::pg_catalog.oid FROM zdd.transition "
+      "WHERE phase = 'backfilling' AND backfill_state = 'running' "
+      "ORDER BY started_by::pg_catalog.oid = $1 DESC, id LIMIT 1",
+      {spi::p_oid(mine)});
+  if (rows.empty()) return std::nullopt;
+  return static_cast<Oid>(std::stoul(*rows[0][0]));
+}
+
+// Signal handling and connection common to the worker kinds.
+WorkerArgs start_process(bool connect) {
+  WorkerArgs args;
+  memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+  pqsignal(SIGTERM, die);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+  if (connect) BackgroundWorkerInitializeConnectionByOid(args.database, args.role, 0);
+  pgstat_report_appname(kWorkerType);
+  return args;
+}
+
+// Scout: finds the roles with unfinished running backfills in this
+// database and starts a worker for the first (handing over does the rest).
+void scout_main(const WorkerArgs &args) {
+  std::optional<Oid> role = in_transaction([] {
+    auto ext = spi::query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
+    return ext.empty() ? std::nullopt : runnable_role(InvalidOid);
+  });
+  if (role) {
+    const bool ok = pg_call([&] { return register_worker(args.database, *role, InvalidTransactionId, false, nullptr); });
+    if (!ok)
+      pg_call([] {
+        ereport(LOG, (errmsg("zdd: no background worker slot free to resume backfills"),
+                      errhint("Raise max_worker_processes, then call zdd.resume(id).")));
+      });
+  }
+}
+
+// The backfill worker's loop (see the design above).
+void worker_main(const WorkerArgs &args) {
+  pg_call([&] { wait_for_launcher_xact(args.xid); });
+  if (!pg_call([] { return try_database_lock(); })) return;  // another worker serves us
+
+  MemoryContext loop_cxt = pg_call([] {
+    return AllocSetContextCreate(TopMemoryContext, "zdd backfill loop", ALLOCSET_DEFAULT_SIZES);
+  });
+  for (;;) {
+    pg_call([&] {
+      CHECK_FOR_INTERRUPTS();
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+      MemoryContextReset(loop_cxt);
+      MemoryContextSwitchTo(loop_cxt);
+    });
+    const long sleep_ms = run_next_batch(args.role);
+    if (sleep_ms < 0) {
+      // No work of our role: release, look again, hand over or go on.
+      pg_call([] { release_database_lock(); });
+      std::optional<Oid> next = in_transaction([&] { return runnable_role(args.role); });
+      if (!next) return;
+      if (*next == args.role) {
+        if (!pg_call([] { return try_database_lock(); })) return;
+        continue;
+      }
+      const bool ok = pg_call([&] { return register_worker(args.database, *next, InvalidTransactionId, false, nullptr); });
+      if (!ok)
+        pg_call([] {
+          ereport(LOG, (errmsg("zdd: no background worker slot free to hand the backfill over"),
+                        errhint("Raise max_worker_processes, then call zdd.resume(id).")));
+        });
+      return;
+    }
+    if (sleep_ms > 0) ddl::sleep_ms(sleep_ms);
+  }
+}
+
+}  // namespace
+
+void request_start(const catalog::Transition &t) {
+  if (!callback_registered) {
+    pg_call([] { RegisterXactCallback(xact_callback, nullptr); });
+    callback_registered = true;
+  }
+  mark_running(t);
+  for (int i = 0; i < npending; ++i)
+    if (pending_roles[i] == t.started_by) return;
+  if (npending < kMaxPending) pending_roles[npending++] = t.started_by;
+}
+
+bool worker_alive() {
+  auto rows = spi::query(
+      "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 "
+      "AND datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()",
+      {spi::p_text(kWorkerType)});
+  return !rows.empty();
+}
+
+void request_stop(const catalog::Transition &) {
+  // The worker checks the phase under the transition's row lock at every
+  // batch; abort and complete hold that lock, so the worker stops within
+  // one batch. Nothing else to do.
+}
+
+void init() {
+  define_settings();
+  if (!process_shared_preload_libraries_in_progress) return;
+  BackgroundWorker w;
+  memset(&w, 0, sizeof(w));
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = 10;
+  strlcpy(w.bgw_library_name, "zdd", BGW_MAXLEN);
+  strlcpy(w.bgw_function_name, "zdd_launcher_main", BGW_MAXLEN);
+  strlcpy(w.bgw_name, "zdd launcher", BGW_MAXLEN);
+  strlcpy(w.bgw_type, "zdd launcher", BGW_MAXLEN);
+  RegisterBackgroundWorker(&w);
+}
+
+// Launcher: scouts every database that accepts connections, one at a time,
+// then sleeps until shutdown.
+void launcher_main() {
+  start_process(false);
+  pg_call([] { BackgroundWorkerInitializeConnection(nullptr, nullptr, 0); });
+  std::vector<Oid> databases;
+  pg_call([] {
+    StartTransactionCommand();
+    (void)GetTransactionSnapshot();
+  });
+  pg_call([&] {
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+      Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
+      if (db->datallowconn && !db->datistemplate) databases.push_back(db->oid);
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    CommitTransactionCommand();
+  });
+  for (Oid db : databases) {
+    BackgroundWorkerHandle *handle = nullptr;
+    const bool ok = pg_call([&] { return register_worker(db, InvalidOid, InvalidTransactionId, true, &handle); });
+    if (!ok) {
+      pg_call([] { ereport(LOG, (errmsg("zdd launcher: no background worker slot free"))); });
+      break;
+    }
+    pg_call([&] { (void)WaitForBackgroundWorkerShutdown(handle); });
+  }
+  for (;;) {
+    pg_call([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+  }
+}
+
+// Entry of the dynamic workers: scout or backfill worker.
+void dynamic_main() {
+  WorkerArgs args = start_process(true);
+  if (!OidIsValid(args.role))
+    scout_main(args);
+  else
+    worker_main(args);
+}
 
 }  // namespace zdd::backfill
+
+extern "C" {
+PGDLLEXPORT void zdd_worker_main(Datum);
+PGDLLEXPORT void zdd_launcher_main(Datum);
+
+void zdd_worker_main(Datum) {
+  zdd::boundary([] { zdd::backfill::dynamic_main(); });
+}
+void zdd_launcher_main(Datum) {
+  zdd::boundary([] { zdd::backfill::launcher_main(); });
+}
+}

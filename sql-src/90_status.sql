@@ -1,0 +1,44 @@
+
+-- 90_status: what a DBA watches with \watch 1.
+CREATE VIEW zdd.status AS
+SELECT t.id,
+       t.tbl AS "table",
+       t.old_column,
+       t.new_column,
+       t.phase,
+       CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
+            THEN 'stalled' ELSE t.backfill_state END AS backfill,
+       t.pass,
+       t.rows_done,
+       t.rows_total,
+       CASE WHEN t.backfill_state = 'done' THEN 100.0
+            WHEN t.pass <> 'backfill' THEN 100.0
+            WHEN t.rows_total > 0
+            THEN pg_catalog.round(LEAST(99.9, 100.0 * t.rows_done / t.rows_total), 1)
+       END AS percent,
+       pg_catalog.round(t.rate::numeric, 1) AS rows_per_sec,
+       CASE WHEN t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
+            THEN pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate)
+       END AS eta,
+       COALESCE(t.batch_size_now, t.batch_size) AS batch_size,
+       t.pause_ms,
+       t.max_rows_per_sec,
+       t.verify_fixed,
+       w.pid AS worker_pid,
+       t.last_error,
+       t.started_by,
+       t.created_at,
+       t.updated_at,
+       t.backfill_started_at,
+       t.backfill_finished_at,
+       t.rows_written,
+       t.batches,
+       t.failures
+FROM zdd.transition t
+LEFT JOIN LATERAL (
+    SELECT a.pid FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                                         WHERE d.datname = pg_catalog.current_database())
+    ORDER BY a.pid = t.worker_pid DESC LIMIT 1) w ON t.phase = 'backfilling';
+
+GRANT SELECT ON zdd.status TO PUBLIC;

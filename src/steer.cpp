@@ -1,0 +1,158 @@
+// steer.cpp — zdd.pause / resume / throttle / wait: steering a backfill
+// from SQL while it runs. Changes land in the catalog row, which the
+// worker reads under a row lock at every batch, so they take effect at
+// the next batch without a restart.
+#include "backfill.hpp"
+#include "ddl.hpp"
+#include "table.hpp"
+
+extern "C" {
+#include "datatype/timestamp.h"
+#include "utils/timestamp.h"
+}
+
+namespace zdd {
+
+namespace {
+
+// Loads and locks transition id and checks the caller may steer it.
+catalog::Transition steerable(int64_t id) {
+  catalog::Transition t = catalog::load(id, true);
+  table::check_may_steer(t);
+  return t;
+}
+
+[[noreturn]] void wrong_phase(const catalog::Transition &t, const std::string &what) {
+  throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+              fmt::format("zdd: cannot {} transition {}: phase is {}, backfill is {}", what, t.id,
+                          t.phase, t.backfill_state));
+}
+
+Datum pause(FunctionCallInfo fcinfo) {
+  spi::Connection spi;
+  catalog::Transition t = steerable(PG_GETARG_INT64(0));
+  if (t.phase != "backfilling" || t.backfill_state != "running") wrong_phase(t, "pause");
+  catalog::set_backfill_state(t, "paused", "pause");
+  PG_RETURN_VOID();
+}
+
+Datum resume(FunctionCallInfo fcinfo) {
+  spi::Connection spi;
+  catalog::Transition t = steerable(PG_GETARG_INT64(0));
+  const bool startable =
+      (t.phase == "expanded" && t.backfill_state == "pending") ||
+      (t.phase == "backfilling" &&
+       (t.backfill_state == "paused" || t.backfill_state == "failed" || t.backfill_state == "running"));
+  if (!startable) wrong_phase(t, "resume");
+  if (t.backfill_state == "running" && backfill::worker_alive()) {
+    pg_call([&] {
+      ereport(NOTICE, (errmsg("zdd: the backfill of transition " INT64_FORMAT " is already running",
+                              t.id)));
+    });
+    PG_RETURN_VOID();
+  }
+  backfill::request_start(t);
+  PG_RETURN_VOID();
+}
+
+// Reads integer argument n as an optional new value (NULL: unchanged).
+std::optional<int> opt_int(FunctionCallInfo fcinfo, int n, const char *name, bool zero_ok) {
+  if (PG_ARGISNULL(n)) return std::nullopt;
+  const int v = PG_GETARG_INT32(n);
+  if (v < 0 || (v == 0 && !zero_ok))
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("zdd: {} must be {} (got {})", name,
+                            zero_ok ? "zero or more" : "greater than zero", v));
+  return v;
+}
+
+Datum throttle(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: throttle needs an id");
+  const auto batch = opt_int(fcinfo, 1, "batch_size", false);
+  const auto pause = opt_int(fcinfo, 2, "pause_ms", true);
+  const auto rate = opt_int(fcinfo, 3, "max_rows_per_sec", true);
+  const auto target = opt_int(fcinfo, 4, "target_batch_ms", true);
+  spi::Connection spi;
+  catalog::Transition t = steerable(PG_GETARG_INT64(0));
+  if (t.phase == "completed" || t.phase == "aborted") wrong_phase(t, "throttle");
+  auto p = [](const std::optional<int> &v) {
+    return v ? spi::p_int4(*v) : spi::Param{INT4OID, std::nullopt};
+  };
+  catalog::execute(
+      "UPDATE zdd.transition SET batch_size = COALESCE($2, batch_size), "
+      "pause_ms = COALESCE($3, pause_ms), "
+      "max_rows_per_sec = COALESCE($4, max_rows_per_sec), "
+      "target_batch_ms = COALESCE($5, target_batch_ms), "
+      "batch_size_now = CASE WHEN $2 IS NOT NULL OR $5 IS NOT NULL THEN NULL "
+      "  ELSE batch_size_now END, updated_at = pg_catalog.now() WHERE id = $1",
+      {spi::p_int8(t.id), p(batch), p(pause), p(rate), p(target)});
+  auto show = [](const std::optional<int> &v) { return v ? std::to_string(*v) : std::string("-"); };
+  catalog::add_history(t.id, "backfill", t.backfill_state, t.backfill_state,
+                       fmt::format("throttle: batch_size {}, pause_ms {}, max_rows_per_sec {}, "
+                                   "target_batch_ms {}",
+                                   show(batch), show(pause), show(rate), show(target)));
+  PG_RETURN_VOID();
+}
+
+// Microseconds in an interval (a month counts 30 days).
+int64_t interval_usecs(const Interval *iv) {
+  return iv->time + int64_t(iv->day) * USECS_PER_DAY + int64_t(iv->month) * 30 * USECS_PER_DAY;
+}
+
+Datum wait(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: wait needs an id");
+  const int64_t id = PG_GETARG_INT64(0);
+  const int64_t timeout = PG_ARGISNULL(1) ? INT64_MAX : interval_usecs(PG_GETARG_INTERVAL_P(1));
+  if (pg_call([] { return IsolationUsesXactSnapshot(); }))
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                "zdd: wait needs READ COMMITTED (it must see the worker's progress)");
+  spi::Connection spi;
+  const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
+  int stalled_polls = 0;
+  for (;;) {
+    catalog::Transition t = catalog::load(id, false);
+    if (t.phase == "backfilled" || t.phase == "completed")
+      return pg_call([&] { return CStringGetTextDatum(t.phase.c_str()); });
+    if (t.phase == "aborted")
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: transition {} was aborted", id));
+    if (t.backfill_state == "failed") {
+      auto rows = spi::query("SELECT last_error FROM zdd.transition WHERE id = $1", {spi::p_int8(id)});
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: the backfill of transition {} failed", id),
+                  rows.empty() || !rows[0][0] ? std::string() : *rows[0][0],
+                  "Fix the cause, then call zdd.resume(id).");
+    }
+    if (t.phase == "expanded" || t.backfill_state == "paused")
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: the backfill of transition {} is {}", id,
+                              t.phase == "expanded" ? "not started" : "paused"),
+                  {}, "Call zdd.resume(id) first.");
+    // Running: a backfill with no live worker for 5 s in a row is stalled.
+    stalled_polls = backfill::worker_alive() ? 0 : stalled_polls + 1;
+    if (stalled_polls >= 50)
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: the backfill of transition {} is stalled: no worker runs it", id),
+                  {}, "Call zdd.resume(id) to start a worker.");
+    const TimestampTz now = pg_call([] { return GetCurrentTimestamp(); });
+    if (now - start >= timeout)
+      throw Error(ERRCODE_QUERY_CANCELED,
+                  fmt::format("zdd: timed out waiting for the backfill of transition {}", id));
+    ddl::sleep_ms(100);
+  }
+}
+
+}  // namespace
+
+}  // namespace zdd
+
+extern "C" {
+PG_FUNCTION_INFO_V1(zdd_pause);
+PG_FUNCTION_INFO_V1(zdd_resume);
+PG_FUNCTION_INFO_V1(zdd_throttle);
+PG_FUNCTION_INFO_V1(zdd_wait);
+PGDLLEXPORT Datum zdd_pause(PG_FUNCTION_ARGS) { return zdd::boundary([&] { return zdd::pause(fcinfo); }); }
+PGDLLEXPORT Datum zdd_resume(PG_FUNCTION_ARGS) { return zdd::boundary([&] { return zdd::resume(fcinfo); }); }
+PGDLLEXPORT Datum zdd_throttle(PG_FUNCTION_ARGS) { return zdd::boundary([&] { return zdd::throttle(fcinfo); }); }
+PGDLLEXPORT Datum zdd_wait(PG_FUNCTION_ARGS) { return zdd::boundary([&] { return zdd::wait(fcinfo); }); }
+}

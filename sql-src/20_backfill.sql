@@ -34,9 +34,10 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'zdd_throttle'
 LANGUAGE C VOLATILE;
 
--- Blocks until the backfill is done (returns the phase), failed or the
--- transition aborted (error 55000), or timeout (error 57014).
-CREATE FUNCTION zdd.wait(id bigint, timeout interval DEFAULT '1 hour')
-RETURNS text
+-- CALL zdd.wait(id, timeout): blocks until the backfill is done (returns
+-- the phase), failed or the transition aborted (error 55000), or timeout
+-- (error 57014). A procedure: it commits between polls so that it holds
+-- no snapshot (which would stall the backfill's concurrent index builds).
+CREATE PROCEDURE zdd.wait(id bigint, timeout interval DEFAULT '1 hour', INOUT phase text DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'zdd_wait'
-LANGUAGE C VOLATILE;
+LANGUAGE C;

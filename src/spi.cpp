@@ -92,9 +92,10 @@ uint64_t execute(const std::string &sql, const std::vector<Param> &params) {
   return SPI_processed;
 }
 
-Connection::Connection() {
-  pg_call([] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "zdd: SPI_connect failed");
+Connection::Connection(bool nonatomic) {
+  pg_call([&] {
+    if (SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0) != SPI_OK_CONNECT)
+      elog(ERROR, "zdd: SPI_connect failed");
   });
   connected_ = true;
 }

@@ -31,10 +31,11 @@ std::vector<Row> query(const std::string &sql, const std::vector<Param> &params 
 uint64_t execute(const std::string &sql, const std::vector<Param> &params = {});
 
 // Connects to SPI for the lifetime of the object (SPI_finish on normal exit;
-// on an error the transaction abort disconnects).
+// on an error the transaction abort disconnects). nonatomic: for a
+// procedure that commits (SPI_OPT_NONATOMIC).
 class Connection {
  public:
-  Connection();
+  explicit Connection(bool nonatomic = false);
   ~Connection();
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;

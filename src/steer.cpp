@@ -8,6 +8,8 @@
 
 extern "C" {
 #include "datatype/timestamp.h"
+#include "funcapi.h"
+#include "nodes/parsenodes.h"
 #include "utils/timestamp.h"
 }
 
@@ -99,20 +101,40 @@ int64_t interval_usecs(const Interval *iv) {
   return iv->time + int64_t(iv->day) * USECS_PER_DAY + int64_t(iv->month) * 30 * USECS_PER_DAY;
 }
 
+// CALL zdd.wait(id, timeout): polls every 100 ms, COMMITTING between polls
+// so that it holds no snapshot while it waits: a snapshot held here would
+// make the backfill's CREATE INDEX CONCURRENTLY wait for it, and the two
+// would wait for each other.
 Datum wait(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: wait needs an id");
   const int64_t id = PG_GETARG_INT64(0);
   const int64_t timeout = PG_ARGISNULL(1) ? INT64_MAX : interval_usecs(PG_GETARG_INTERVAL_P(1));
-  if (pg_call([] { return IsolationUsesXactSnapshot(); }))
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                "zdd: wait needs READ COMMITTED (it must see the worker's progress)");
-  spi::Connection spi;
+  const bool atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext)) ||
+                      castNode(CallContext, fcinfo->context)->atomic;
+  if (atomic)
+    throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                "zdd: CALL zdd.wait() outside a transaction block",
+                "It commits between polls, so that it holds no snapshot the backfill's "
+                "concurrent index builds would have to wait for.");
+  spi::Connection spi(true);
   const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
   int stalled_polls = 0;
   for (;;) {
     catalog::Transition t = catalog::load(id, false);
-    if (t.phase == "backfilled" || t.phase == "completed")
-      return pg_call([&] { return CStringGetTextDatum(t.phase.c_str()); });
+    if (t.phase == "backfilled" || t.phase == "completed") {
+      TupleDesc desc;
+      pg_call([&] {
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+          elog(ERROR, "zdd.wait: return type must be a row type");
+      });
+      std::string phase = t.phase;
+      return pg_call([&] {
+        Datum v = CStringGetTextDatum(phase.c_str());
+        bool isnull = false;
+        desc = BlessTupleDesc(desc);
+        return HeapTupleGetDatum(heap_form_tuple(desc, &v, &isnull));
+      });
+    }
     if (t.phase == "aborted")
       throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                   fmt::format("zdd: transition {} was aborted", id));
@@ -138,6 +160,7 @@ Datum wait(FunctionCallInfo fcinfo) {
     if (now - start >= timeout)
       throw Error(ERRCODE_QUERY_CANCELED,
                   fmt::format("zdd: timed out waiting for the backfill of transition {}", id));
+    pg_call([] { SPI_commit(); });
     ddl::sleep_ms(100);
   }
 }

@@ -14,4 +14,9 @@ namespace zdd::twins {
 // Throws on failure; the worker records the error and retries later.
 void build(int64_t transition_id);
 
+// The name of the twin of index or constraint name: the old column's name
+// replaced by the new one's, or "_<new>" appended; at most NAMEDATALEN - 1
+// bytes.
+std::string twin_name(const std::string &name, const std::string &oldc, const std::string &newc);
+
 }  // namespace zdd::twins

@@ -55,7 +55,7 @@ Datum complete(FunctionCallInfo fcinfo) {
                 fmt::format("zdd: cannot complete transition {}: phase is {}", id, t.phase),
                 "complete needs phase backfilled: every row verified and the twins built.",
                 t.phase == "backfilling" || t.phase == "expanded"
-                    ? "Wait for the backfill with SELECT zdd.wait(id); see zdd.status."
+                    ? "Wait for the backfill with CALL zdd.wait(id); see zdd.status."
                     : "");
   if (!t.table_exists)
     throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: the table of transition {} no longer exists", id));

@@ -1,0 +1,84 @@
+-- The sync trigger's rules (SPEC 4), with the backfill not started so that
+-- only the trigger writes.
+\set SHOW_CONTEXT never
+CREATE TABLE customer (id int PRIMARY KEY, lastname text NOT NULL DEFAULT '', note text);
+INSERT INTO customer VALUES (1, 'Smith', NULL), (2, 'Jones', NULL), (3, 'Brown', NULL);
+SELECT zdd.begin_rename('customer', 'lastname', 'surname', start_backfill => false) AS id \gset
+-- rows from before: surname still NULL (nobody wrote them)
+SELECT id, lastname, surname FROM customer ORDER BY id;
+-- INSERT, old app: only lastname → surname := lastname
+INSERT INTO customer (id, lastname) VALUES (10, 'Old');
+-- INSERT, new app: only surname → lastname (NOT NULL, default '') := surname
+INSERT INTO customer (id, surname) VALUES (11, 'New');
+-- INSERT, both equal → kept
+INSERT INTO customer (id, lastname, surname) VALUES (12, 'Both', 'Both');
+-- INSERT, lastname explicitly at its default and surname given → lastname := surname
+INSERT INTO customer (id, lastname, surname) VALUES (13, '', 'FromNew');
+-- INSERT, both given and different → class-23 error naming both columns
+INSERT INTO customer (id, lastname, surname) VALUES (14, 'A', 'B');
+\echo :LAST_ERROR_SQLSTATE
+-- INSERT, both NULL → NOT NULL of lastname still enforced
+INSERT INTO customer (id, lastname) VALUES (15, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, lastname, surname FROM customer WHERE id >= 10 ORDER BY id;
+-- UPDATE of old only → new follows
+UPDATE customer SET lastname = 'Smyth' WHERE id = 1;
+-- UPDATE of new only → old follows
+UPDATE customer SET surname = 'Jonas' WHERE id = 2;
+-- UPDATE of neither column: the out-of-step row gets surname := lastname
+UPDATE customer SET note = 'touched' WHERE id = 3;
+-- UPDATE of both, consistent
+UPDATE customer SET lastname = 'Twin', surname = 'Twin' WHERE id = 10;
+-- UPDATE of both, conflicting → error, row unchanged
+UPDATE customer SET lastname = 'X', surname = 'Y' WHERE id = 11;
+\echo :LAST_ERROR_SQLSTATE
+-- UPDATE naming both but changing only one → the changed one wins
+UPDATE customer SET lastname = lastname, surname = 'Changed' WHERE id = 12;
+-- UPDATE setting the new column to NULL → lastname NOT NULL violation
+UPDATE customer SET surname = NULL WHERE id = 13;
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, lastname, surname, note FROM customer ORDER BY id;
+-- multi-row UPDATE and INSERT ... ON CONFLICT DO UPDATE
+UPDATE customer SET lastname = upper(lastname) WHERE id IN (1, 2);
+INSERT INTO customer (id, lastname) VALUES (1, 'conflict') ON CONFLICT (id) DO UPDATE SET lastname = excluded.lastname;
+INSERT INTO customer (id, surname) VALUES (2, 'conflict2') ON CONFLICT (id) DO UPDATE SET surname = excluded.surname;
+-- COPY writes through the trigger too
+COPY customer (id, lastname) FROM stdin;
+20	copied
+\.
+SELECT id, lastname, surname FROM customer WHERE id IN (1, 2, 20) ORDER BY id;
+-- zdd.side decides without heuristics
+SET zdd.side = 'new';
+UPDATE customer SET lastname = 'ignored', surname = 'NewWins' WHERE id = 20;
+INSERT INTO customer (id, lastname, surname) VALUES (21, 'ignored', 'NewSide');
+SET zdd.side = 'old';
+UPDATE customer SET lastname = 'OldWins', surname = 'ignored' WHERE id = 3;
+INSERT INTO customer (id, lastname, surname) VALUES (22, 'OldSide', 'ignored');
+RESET zdd.side;
+SET zdd.side = 'sideways';
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, lastname, surname FROM customer WHERE id IN (3, 20, 21, 22) ORDER BY id;
+-- per role
+ALTER ROLE zdd_member SET zdd.side = 'new';
+SELECT rolname, setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE rolname = 'zdd_member';
+ALTER ROLE zdd_member RESET zdd.side;
+-- a user BEFORE trigger that normalises lastname runs first: surname gets its result
+CREATE FUNCTION trim_name() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.lastname := btrim(NEW.lastname); RETURN NEW; END $$;
+CREATE TRIGGER a_trim BEFORE INSERT OR UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION trim_name();
+INSERT INTO customer (id, lastname) VALUES (30, '  Padded  ');
+SELECT id, '"' || lastname || '"' AS lastname, '"' || surname || '"' AS surname FROM customer WHERE id = 30;
+DROP TRIGGER a_trim ON customer;
+-- every row was written since begin, so every row is in step
+SELECT count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) AS out_of_step FROM customer;
+-- the trigger refuses to be misused
+CREATE TABLE misuse (a text, b text);
+CREATE TRIGGER bad AFTER INSERT ON misuse FOR EACH ROW EXECUTE FUNCTION zdd.sync_trigger('1', 'a', 'b');
+INSERT INTO misuse VALUES ('x', 'y');
+\echo :LAST_ERROR_SQLSTATE
+SELECT zdd.sync_trigger();
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE misuse;
+SELECT zdd.abort(:id);
+DROP TABLE customer;
+DROP FUNCTION trim_name();

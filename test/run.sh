@@ -50,6 +50,7 @@ fi
 
 if [ -n "$TAP" ]; then
   echo "== TAP: $TAP"
+  as_pg mkdir -p "$STAGE/tap"
   rc=0
   as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" TESTDIR="$STAGE/tap" \
     PG_CONFIG="$BIN/pg_config" ZDD_SRC="$STAGE/src" \

@@ -18,7 +18,7 @@ SELECT t.id,
        END AS percent,
        pg_catalog.round(t.rate::numeric, 1) AS rows_per_sec,
        CASE WHEN t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
-            THEN pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate)
+            THEN pg_catalog.date_trunc('second', pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate))
        END AS eta,
        COALESCE(t.batch_size_now, t.batch_size) AS batch_size,
        t.pause_ms,

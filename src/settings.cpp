@@ -9,8 +9,8 @@ int side = SideAuto;
 int lock_timeout_ms = 200;
 int lock_retries = 20;
 int lock_backoff_max_ms = 2000;
-int batch_size = 1000;
-int pause_ms = 10;
+int batch_size = 500;
+int pause_ms = 25;
 int max_rows_per_sec = 0;
 int target_batch_ms = 0;
 
@@ -37,9 +37,9 @@ void define() {
                           &lock_backoff_max_ms, 2000, 1, 60 * 1000, PGC_USERSET, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
   DefineCustomIntVariable("zdd.batch_size", "Default rows per backfill batch.", nullptr,
-                          &batch_size, 1000, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+                          &batch_size, 500, 1, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("zdd.pause", "Default pause between two backfill batches.", nullptr,
-                          &pause_ms, 10, 0, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr,
+                          &pause_ms, 25, 0, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr,
                           nullptr, nullptr);
   DefineCustomIntVariable("zdd.max_rows_per_sec",
                           "Default cap on backfill rows per second (0: no cap).", nullptr,

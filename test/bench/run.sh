@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# make bench: what zdd costs, side by side with the alternatives, in one run
+# on a throwaway instance. Writes test/bench/RESULTS.md and
+# test/bench/backfill.png. Variants are interleaved and repeated; figures
+# are medians with min–max. ZDD_BENCH_ROUNDS (3), ZDD_BENCH_ROWS (1000000),
+# ZDD_BENCH_SCALE (opt-in: rows for the scale run, e.g. 10000000).
+source "$(dirname "$0")/../lib.sh"
+OUT_DIR="$ZDD_ROOT/test/bench"
+ROUNDS=${ZDD_BENCH_ROUNDS:-3}
+BIG=${ZDD_BENCH_ROWS:-1000000}
+BULK=300000
+zdd_stage
+DIR="$STAGE/bench"
+as_pg mkdir -p "$DIR"
+start_instance "$DIR/data" 55440 "shared_buffers = 1GB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
+  "synchronous_commit = off" "autovacuum = off"
+trap 'stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
+q() { psql -X -A -t -q -d postgres -c "$1"; }
+ms() { psql -X -A -t -q -d postgres -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+# median and min-max of the numbers on stdin
+stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f (%.1f–%.1f)\n", m, a[1], a[NR]}'; }
+med() { cut -d' ' -f1 <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b == 0 ? 0 : a / b) }'; }
+echo "zdd bench: rounds=$ROUNDS rows=$BIG"
+
+# ---------------------------------------------------------------- 1. write path
+psql -X -q -d postgres <<SQL
+CREATE EXTENSION zdd;
+CREATE TABLE w_none (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0, surname text);
+CREATE TABLE w_floor (LIKE w_none INCLUDING ALL);
+CREATE TABLE w_plpgsql (LIKE w_none INCLUDING ALL);
+CREATE TABLE w_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO w_none SELECT g, 'name' || g, 0, 'name' || g FROM generate_series(1, $BULK) g;
+INSERT INTO w_floor SELECT * FROM w_none;
+INSERT INTO w_plpgsql SELECT * FROM w_none;
+INSERT INTO w_zdd SELECT id, lastname, other FROM w_none;
+CREATE TRIGGER floor BEFORE UPDATE ON w_floor FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+-- The common hand-written approach: a PL/pgSQL sync trigger, same rules.
+CREATE FUNCTION plpgsql_sync() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.surname IS NULL THEN NEW.surname := NEW.lastname;
+    ELSIF NEW.lastname IS NULL THEN NEW.lastname := NEW.surname;
+    ELSIF NEW.lastname IS DISTINCT FROM NEW.surname THEN RAISE EXCEPTION 'conflict'; END IF;
+  ELSIF NEW.lastname IS DISTINCT FROM OLD.lastname AND NEW.surname IS NOT DISTINCT FROM OLD.surname THEN
+    NEW.surname := NEW.lastname;
+  ELSIF NEW.surname IS DISTINCT FROM OLD.surname AND NEW.lastname IS NOT DISTINCT FROM OLD.lastname THEN
+    NEW.lastname := NEW.surname;
+  ELSIF NEW.surname IS DISTINCT FROM NEW.lastname THEN
+    IF NEW.lastname IS DISTINCT FROM OLD.lastname THEN RAISE EXCEPTION 'conflict'; END IF;
+    NEW.surname := NEW.lastname;
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER sync BEFORE INSERT OR UPDATE ON w_plpgsql FOR EACH ROW EXECUTE FUNCTION plpgsql_sync();
+SELECT FROM zdd.begin_rename('w_zdd', 'lastname', 'surname', start_backfill => false);
+UPDATE w_zdd SET other = other;  -- bring every row in step, like the others
+VACUUM ANALYZE;
+SQL
+VARIANTS="none floor zdd plpgsql"
+declare -A BULK_T BULK_OLD_T TPS_U TPS_I
+for r in $(seq "$ROUNDS"); do
+  for v in $VARIANTS; do
+    BULK_T[$v]+="$(ms "UPDATE w_$v SET other = other + 1") "
+    BULK_OLD_T[$v]+="$(ms "UPDATE w_$v SET lastname = lastname || 'x'") "
+    q "VACUUM w_$v"
+  done
+done
+for v in $VARIANTS; do
+  cat > "$DIR/u_$v.sql" <<SQL
+\set id random(1, $BULK)
+UPDATE w_$v SET other = other + 1 WHERE id = :id;
+SQL
+  cat > "$DIR/i_$v.sql" <<SQL
+INSERT INTO w_$v (id, lastname) SELECT nextval('ins_$v') , 'ins';
+SQL
+  q "CREATE SEQUENCE ins_$v START $((BULK + 1))"
+done
+chmod 644 "$DIR"/*.sql
+tps() { pgbench -n -M prepared -c 2 -j 2 -T "${TPS_SECONDS:-8}" -f "$1" postgres 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
+for r in $(seq "$ROUNDS"); do
+  for v in $VARIANTS; do
+    TPS_U[$v]+="$(tps "$DIR/u_$v.sql") "
+    TPS_I[$v]+="$(tps "$DIR/i_$v.sql") "
+  done
+done
+declare -A S_BULK S_OLD S_TU S_TI
+for v in $VARIANTS; do
+  S_BULK[$v]=$(tr ' ' '\n' <<<"${BULK_T[$v]}" | grep . | stats)
+  S_OLD[$v]=$(tr ' ' '\n' <<<"${BULK_OLD_T[$v]}" | grep . | stats)
+  S_TU[$v]=$(tr ' ' '\n' <<<"${TPS_U[$v]}" | grep . | stats)
+  S_TI[$v]=$(tr ' ' '\n' <<<"${TPS_I[$v]}" | grep . | stats)
+done
+A=$(med "${S_BULK[none]}"); F=$(med "${S_BULK[floor]}"); B=$(med "${S_BULK[zdd]}"); C=$(med "${S_BULK[plpgsql]}")
+OV_F=$(awk -v x="$F" -v a="$A" 'BEGIN{print x-a}'); OV_B=$(awk -v x="$B" -v a="$A" 'BEGIN{print x-a}'); OV_C=$(awk -v x="$C" -v a="$A" 'BEGIN{print x-a}')
+R_ZF=$(ratio "$OV_B" "$OV_F"); R_CZ=$(ratio "$OV_C" "$OV_B")
+R_TPS_U=$(ratio "$(med "${S_TU[zdd]}")" "$(med "${S_TU[none]}")")
+R_TPS_I=$(ratio "$(med "${S_TI[zdd]}")" "$(med "${S_TI[none]}")")
+echo "write path done: bulk none=$A floor=$F zdd=$B plpgsql=$C"
+
+# ---------------------------------------------------------------- 2. backfill
+psql -X -q -d postgres <<SQL
+CREATE TABLE bf_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO bf_zdd SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
+CREATE TABLE bf_plain (LIKE bf_zdd INCLUDING ALL);
+INSERT INTO bf_plain SELECT * FROM bf_zdd;
+ALTER TABLE bf_plain ADD COLUMN surname text;
+VACUUM ANALYZE bf_zdd, bf_plain;
+SQL
+PLAIN_MS=$(ms "UPDATE bf_plain SET surname = lastname")
+ID=$(q "SELECT zdd.begin_rename('bf_zdd', 'lastname', 'surname', batch_size => 10000, pause_ms => 0)")
+: > "$DIR/rss.txt"
+while [ "$(q "SELECT phase FROM zdd.transition WHERE id = $ID")" != backfilled ]; do
+  pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'zdd backfill' LIMIT 1")
+  if [ -n "$pid" ]; then
+    echo "$(q "SELECT rows_done + rows_verified FROM zdd.transition WHERE id = $ID") $(awk '/RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null)" >> "$DIR/rss.txt"
+  fi
+  sleep 0.5
+done
+read -r BF_PASS_S BF_TOTAL_S < <(q "SELECT extract(epoch FROM (SELECT at FROM zdd.history WHERE transition_id = $ID AND detail = 'backfill pass finished') - t.backfill_started_at)::numeric(10,2),
+  extract(epoch FROM t.backfill_finished_at - t.backfill_started_at)::numeric(10,2) FROM zdd.transition t WHERE id = $ID" | tr '|' ' ')
+BF_MISMATCH=$(q "SELECT count(*) FROM bf_zdd WHERE surname IS DISTINCT FROM lastname")
+PLAIN_S=$(awk -v m="$PLAIN_MS" 'BEGIN{printf "%.2f", m/1000}')
+R_BF=$(ratio "$BF_PASS_S" "$PLAIN_S"); R_BF_TOTAL=$(ratio "$BF_TOTAL_S" "$PLAIN_S")
+RSS_FIRST=$(awk 'NF==2 {print $2; exit}' "$DIR/rss.txt"); RSS_LAST=$(awk 'NF==2 {v=$2} END {print v}' "$DIR/rss.txt")
+RSS_MAX=$(awk 'NF==2 && $2>m {m=$2} END {print m}' "$DIR/rss.txt")
+echo "backfill done: pass ${BF_PASS_S}s total ${BF_TOTAL_S}s plain ${PLAIN_S}s"
+
+# ---------------------------------------------------------------- 3. locks
+# The ACCESS EXCLUSIVE lock of begin_rename / complete is held from its
+# grant to the end of the statement's transaction (autocommit): the
+# statement's duration is an upper bound of the hold.
+BEGIN_MS=""; COMPLETE_MS=""
+for r in $(seq "$ROUNDS"); do
+  q "CREATE TABLE lk_$r AS SELECT g AS id, 'name' || g AS lastname FROM generate_series(1, $BIG) g; ALTER TABLE lk_$r ADD PRIMARY KEY (id), ALTER lastname SET NOT NULL; CREATE INDEX ON lk_$r (lastname)"
+  q "VACUUM ANALYZE lk_$r"
+  t0=$(date +%s%N)
+  lid=$(q "SELECT zdd.begin_rename('lk_$r', 'lastname', 'surname', batch_size => 20000, pause_ms => 0)")
+  BEGIN_MS+="$(( ($(date +%s%N) - t0) / 1000000 )) "
+  q "CALL zdd.wait($lid, '10 min')" >/dev/null
+  COMPLETE_MS+="$(ms "SELECT zdd.complete($lid)") "
+  q "DROP TABLE lk_$r"
+done
+S_BEGIN=$(tr ' ' '\n' <<<"$BEGIN_MS" | grep . | stats); S_COMPLETE=$(tr ' ' '\n' <<<"$COMPLETE_MS" | grep . | stats)
+echo "locks done: begin $S_BEGIN complete $S_COMPLETE"
+
+# ---------------------------------------------------------------- 4. foreground
+psql -X -q -d postgres <<SQL
+CREATE TABLE fg (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO fg SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
+VACUUM ANALYZE fg;
+SQL
+cat > "$DIR/fg.sql" <<SQL
+\set id random(1, $BIG)
+SELECT lastname FROM fg WHERE id = :id;
+UPDATE fg SET other = other + 1 WHERE id = :id;
+SQL
+chmod 644 "$DIR/fg.sql"
+FG_SECS=${FG_SECONDS:-20}
+fg_run() {  # fg_run NAME: pgbench with per-transaction log in $DIR/NAME.log
+  (cd "$DIR" && pgbench -n -M prepared -c 2 -j 2 -R 400 -T "$FG_SECS" -l --log-prefix="$DIR/$1" -f "$DIR/fg.sql" postgres >/dev/null 2>&1)
+  cat "$DIR/$1".* > "$DIR/$1.log"
+}
+pct() { awk '{print $3/1000}' "$1" | sort -g | awk -v p="$2" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; printf "%.2f", a[i]}'; }
+fg_run idle
+FG_ID=$(q "SELECT zdd.begin_rename('fg', 'lastname', 'surname')")
+: > "$DIR/progress.txt"
+( start=$(date +%s.%N); while [ "$(q "SELECT backfill FROM zdd.status WHERE id = $FG_ID")" = running ]; do
+    echo "$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN{printf "%.1f", n-s}') $(q "SELECT rows_done FROM zdd.transition WHERE id = $FG_ID")" >> "$DIR/progress.txt"; sleep 0.5; done ) &
+PROG=$!
+fg_run busy
+DEFAULT_RATE=$(q "SELECT (rows_done / GREATEST(extract(epoch FROM now() - backfill_started_at), 0.001))::int FROM zdd.transition WHERE id = $FG_ID")
+q "SELECT zdd.pause($FG_ID)" >/dev/null; kill $PROG 2>/dev/null || true
+P50_IDLE=$(pct "$DIR/idle.log" 0.50); P99_IDLE=$(pct "$DIR/idle.log" 0.99)
+P50_BUSY=$(pct "$DIR/busy.log" 0.50); P99_BUSY=$(pct "$DIR/busy.log" 0.99)
+R_P99=$(ratio "$P99_BUSY" "$P99_IDLE"); R_P50=$(ratio "$P50_BUSY" "$P50_IDLE")
+echo "foreground done: p99 idle $P99_IDLE busy $P99_BUSY"
+
+# latency per second during the busy run, for the plot
+awk '{s=$5; lat[s]+=$3/1000; n[s]++} END {for (k in n) print k, lat[k]/n[k]}' "$DIR/busy.log" | sort -n |
+  awk 'NR==1 {t0=$1} {print $1-t0, $2}' > "$DIR/latency.txt"
+if command -v gnuplot >/dev/null; then
+  gnuplot <<GP
+set terminal png size 900,500
+set output "$DIR/backfill.png"
+set title "zdd: default-throttled backfill of $BIG rows under a read/write load"
+set xlabel "seconds"
+set ylabel "rows backfilled"
+set y2label "foreground latency, ms (mean per second)"
+set ytics nomirror
+set y2tics
+set key left top
+plot "$DIR/progress.txt" using 1:2 with lines lw 2 title "rows backfilled", \
+     "$DIR/latency.txt" using 1:2 axes x1y2 with lines title "pgbench latency (ms)"
+GP
+  cp "$DIR/backfill.png" "$OUT_DIR/backfill.png"
+fi
+
+# ---------------------------------------------------------------- 5. scale (opt-in)
+SCALE_LINE="not run (set ZDD_BENCH_SCALE=10000000 to run it)"
+if [ -n "${ZDD_BENCH_SCALE:-}" ]; then
+  q "CREATE TABLE sc (id int PRIMARY KEY, lastname text NOT NULL); INSERT INTO sc SELECT g, 'name' || g FROM generate_series(1, $ZDD_BENCH_SCALE) g"
+  q "VACUUM ANALYZE sc"
+  SID=$(q "SELECT zdd.begin_rename('sc', 'lastname', 'surname', batch_size => 20000, pause_ms => 0)")
+  : > "$DIR/scale.txt"
+  while [ "$(q "SELECT phase FROM zdd.transition WHERE id = $SID")" != backfilled ]; do
+    pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'zdd backfill' LIMIT 1")
+    [ -n "$pid" ] && awk '/RssAnon/ {print $2}' /proc/$pid/status >> "$DIR/scale.txt" 2>/dev/null
+    sleep 2
+  done
+  SCALE_LINE="$ZDD_BENCH_SCALE rows backfilled in $(q "SELECT extract(epoch FROM backfill_finished_at - backfill_started_at)::int FROM zdd.transition WHERE id = $SID") s; worker RssAnon min/max $(sort -n "$DIR/scale.txt" | head -1)/$(sort -n "$DIR/scale.txt" | tail -1) kB over $(wc -l < "$DIR/scale.txt") samples"
+fi
+
+# ---------------------------------------------------------------- results
+verdict() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
+cat > "$OUT_DIR/RESULTS.md" <<MD
+# zdd benchmark results
+
+- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB
+- PostgreSQL: $(q "SELECT version()" | cut -d, -f1)
+- Reproduce: \`make bench\` (rounds: $ROUNDS, interleaved; figures are median (min–max)).
+  Settings: shared_buffers 1GB, synchronous_commit off, autovacuum off.
+
+## 1. Write path of the sync trigger ($BULK rows)
+
+| variant | bulk \`UPDATE SET other = other + 1\` ms | bulk \`UPDATE SET lastname = lastname \|\| 'x'\` ms | single-row UPDATE TPS (2 clients) | single-row INSERT TPS (2 clients) |
+|---|---|---|---|---|
+| (a) no trigger | ${S_BULK[none]} | ${S_OLD[none]} | ${S_TU[none]} | ${S_TI[none]} |
+| (f) floor: suppress_redundant_updates_trigger | ${S_BULK[floor]} | ${S_OLD[floor]} | ${S_TU[floor]} | ${S_TI[floor]} |
+| (b) zdd sync trigger | ${S_BULK[zdd]} | ${S_OLD[zdd]} | ${S_TU[zdd]} | ${S_TI[zdd]} |
+| (c) PL/pgSQL sync trigger | ${S_BULK[plpgsql]} | ${S_OLD[plpgsql]} | ${S_TU[plpgsql]} | ${S_TI[plpgsql]} |
+
+| ratio (medians) | value | target | |
+|---|---|---|---|
+| zdd overhead / floor overhead (bulk) | $R_ZF | ≤ 1.25 | $(verdict "$R_ZF" 1.25 le) |
+| PL/pgSQL overhead / zdd overhead (bulk) | $R_CZ | ≥ 2 | $(verdict "$R_CZ" 2 ge) |
+| single-row UPDATE TPS zdd / none | $R_TPS_U | ≥ 0.97 | $(verdict "$R_TPS_U" 0.97 ge) |
+| single-row INSERT TPS zdd / none | $R_TPS_I | ≥ 0.97 | $(verdict "$R_TPS_I" 0.97 ge) |
+
+## 2. Backfill ($BIG rows)
+
+| | value |
+|---|---|
+| plain \`UPDATE t SET surname = lastname\` | ${PLAIN_S} s |
+| zdd backfill pass, unthrottled (batch 10000, pause 0) | ${BF_PASS_S} s — ratio $R_BF (target ≤ 2.0: $(verdict "$R_BF" 2.0 le)) |
+| zdd backfill + verification pass + twins | ${BF_TOTAL_S} s — ratio $R_BF_TOTAL |
+| rows out of step afterwards | $BF_MISMATCH |
+| rows/s at the default throttle (batch 500, pause 25 ms), under the foreground load of section 4 | $DEFAULT_RATE |
+| worker private memory (RssAnon) during the run (first / last / max sample) | ${RSS_FIRST:-?} / ${RSS_LAST:-?} / ${RSS_MAX:-?} kB |
+
+## 3. ACCESS EXCLUSIVE hold ($BIG-row table with an index on the column)
+
+Upper bound: duration of the autocommit statement that takes the lock.
+
+| call | ms | target |
+|---|---|---|
+| begin_rename | $S_BEGIN | ≤ 50: $(verdict "$(med "$S_BEGIN")" 50 le) |
+| complete (after the twins exist) | $S_COMPLETE | ≤ 50: $(verdict "$(med "$S_COMPLETE")" 50 le) |
+
+## 4. Foreground latency (pgbench read+update by id, 2 clients, 400 tx/s, ${FG_SECS} s)
+
+| | p50 ms | p99 ms |
+|---|---|---|
+| idle (no zdd) | $P50_IDLE | $P99_IDLE |
+| during a default-throttled backfill (sync trigger + worker) | $P50_BUSY | $P99_BUSY |
+| ratio | $R_P50 | $R_P99 (target ≤ 1.3: $(verdict "$R_P99" 1.3 le)) |
+
+![backfill progress and foreground latency](backfill.png)
+
+## 5. Scale
+
+$SCALE_LINE
+MD
+cat "$OUT_DIR/RESULTS.md"

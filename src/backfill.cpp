@@ -35,6 +35,7 @@
 #include "ddl.hpp"
 #include "settings.hpp"
 #include "twins.hpp"
+#include "xact.hpp"
 
 #include <cmath>
 
@@ -132,22 +133,31 @@ struct Step {
 Step keyset_batch(const Job &j, const Key &k, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
   const std::string oldc = spi::ident(j.old_column), newc = spi::ident(j.new_column);
-  std::string after;
+  std::string after, tafter;
   if (j.cursor) {
     std::string bounds;
     for (size_t i = 0; i < k.types.size(); ++i)
       bounds += fmt::format("{}($1::pg_catalog.text[])[{}]::{}", i ? ", " : "", i + 1, k.types[i]);
     after = fmt::format("WHERE ({}) > ({})", key_list(k, ""), bounds);
+    tafter = fmt::format("({}) > ({}) AND", key_list(k, "t."), bounds);
   }
+  // The batch's keys b (at most limit, in key order after the cursor), its
+  // last key l, then one UPDATE over the key range (cursor, l]: a range scan
+  // of the primary key index, never a join against the whole table. b and
+  // the UPDATE see the same snapshot, so they cover the same rows.
+  std::string upto;
+  for (size_t i = 0; i < k.names.size(); ++i)
+    upto += fmt::format("{}(SELECT {} FROM l)", i ? ", " : "", k.names[i]);
   const std::string sql = fmt::format(
       "WITH b AS MATERIALIZED (SELECT {keys} FROM {rel} {after} ORDER BY {keys} LIMIT $2), "
-      "u AS (UPDATE {rel} t SET {newc} = t.{oldc} FROM b WHERE ({tkeys}) = ({bkeys}) "
+      "l AS MATERIALIZED (SELECT {keys} FROM b ORDER BY {desckeys} LIMIT 1), "
+      "u AS (UPDATE {rel} t SET {newc} = t.{oldc} WHERE {tafter} ({tkeys}) <= ({upto}) "
       "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1) "
       "SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM u), "
-      "(SELECT ARRAY[{textkeys}] FROM b ORDER BY {desckeys} LIMIT 1)::pg_catalog.text",
+      "(SELECT ARRAY[{textkeys}] FROM l)::pg_catalog.text",
       fmt::arg("keys", key_list(k, "")), fmt::arg("rel", rel), fmt::arg("after", after),
       fmt::arg("newc", newc), fmt::arg("oldc", oldc), fmt::arg("tkeys", key_list(k, "t.")),
-      fmt::arg("bkeys", key_list(k, "b.")),
+      fmt::arg("tafter", tafter), fmt::arg("upto", upto),
       fmt::arg("textkeys", key_list(k, "", "::pg_catalog.text")),
       fmt::arg("desckeys", key_list(k, "", " DESC")));
   auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit)});
@@ -236,13 +246,7 @@ long failure_backoff_ms(int n) {
 void record_failure(int64_t id, const Error &e, bool permanent) {
   std::string msg = e.message;
   if (!e.detail.empty()) msg += " (" + e.detail + ")";
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  {
-    spi::Connection spi;
+  in_own_transaction([&] {
     auto rows = catalog::query(
         "UPDATE zdd.transition SET failures = failures + 1, last_error = $2, "
         "updated_at = pg_catalog.now(), backfill_state = CASE WHEN failures + 1 >= $3 "
@@ -252,10 +256,6 @@ void record_failure(int64_t id, const Error &e, bool permanent) {
         {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures)});
     if (!rows.empty() && *rows[0][0] == "failed")
       catalog::add_history(id, "backfill", std::string("running"), "failed", msg);
-  }
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
   });
 }
 
@@ -350,24 +350,6 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
   return sleep;
 }
 
-// Runs fn in a worker transaction with SPI and a snapshot; commits.
-template <typename F>
-void transaction(F &&fn) {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  {
-    spi::Connection spi;
-    fn();
-  }
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
-}
-
 }  // namespace
 
 long run_next_batch(Oid role) {
@@ -375,7 +357,7 @@ long run_next_batch(Oid role) {
   long sleep = 0;
   bool twins_next = false;
   try {
-    transaction([&] {
+    in_own_transaction([&] {
       id = pick(role);
       if (id) sleep = batch_in_transaction(*id, twins_next);
     });
@@ -386,7 +368,7 @@ long run_next_batch(Oid role) {
     if (twins_next) {
       pg_call([] { pgstat_report_activity(STATE_RUNNING, "zdd backfill: building twins"); });
       twins::build(*id);  // outside any transaction: it may build indexes concurrently
-      transaction([&] {
+      in_own_transaction([&] {
         std::optional<Job> j = lock_job(*id);
         if (j && j->phase == "backfilling" && j->state == "running" && j->pass == "twins")
           finish(*j);
@@ -403,7 +385,7 @@ long run_next_batch(Oid role) {
     const bool permanent = e.sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE;
     record_failure(*id, e, permanent);
     int failures = 0;
-    transaction([&] {
+    in_own_transaction([&] {
       auto rows = spi::query("SELECT failures FROM zdd.transition WHERE id = $1", {spi::p_int8(*id)});
       if (!rows.empty()) failures = std::stoi(*rows[0][0]);
     });

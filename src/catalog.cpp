@@ -41,6 +41,8 @@ std::vector<spi::Row> query(const std::string &sql, const std::vector<spi::Param
   return as_owner([&] { return spi::query(sql, params); });
 }
 
+std::string trigger_name(int64_t id) { return fmt::format("zz_zdd_sync_{}", id); }
+
 std::string current_user_name() {
   return pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
 }

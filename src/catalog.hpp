@@ -56,6 +56,11 @@ void add_history(int64_t id, const std::string &event, const std::optional<std::
 uint64_t execute(const std::string &sql, const std::vector<spi::Param> &params = {});
 std::vector<spi::Row> query(const std::string &sql, const std::vector<spi::Param> &params = {});
 
+// Name of the sync trigger of transition id. "zz_" makes it fire after
+// the table's other BEFORE triggers (they fire in name order), so it sees
+// the values those triggers leave.
+std::string trigger_name(int64_t id);
+
 // Name of the current user, for history lines.
 std::string current_user_name();
 

@@ -22,8 +22,6 @@ namespace zdd {
 
 namespace {
 
-std::string trigger_name(int64_t id) { return fmt::format("zz_zdd_sync_{}", id); }
-
 // Objects other than the table's own indexes and constraints that depend
 // on column att of relid, described for an error message.
 std::vector<std::string> dependents(Oid relid, int att) {
@@ -88,7 +86,7 @@ Datum complete(FunctionCallInfo fcinfo) {
   const std::string newc = spi::ident(t.new_column);
   if (!def.empty() && def[0][0])
     spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def[0][0]));
-  spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(trigger_name(id)), rel));
+  spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
   spi::execute(fmt::format("ALTER TABLE {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
   for (const auto &k : keys) {
     const std::string twin = twins::twin_name(*k[2], t.old_column, t.new_column);

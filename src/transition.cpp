@@ -27,10 +27,6 @@ int int_arg(FunctionCallInfo fcinfo, int n, int def, const char *name, bool zero
   return v;
 }
 
-// Name of the sync trigger of transition id. "zz_" makes it fire after the
-// table's other BEFORE triggers (they fire in name order), so it sees the
-// values those triggers leave.
-std::string trigger_name(int64_t id) { return fmt::format("zz_zdd_sync_{}", id); }
 
 }  // namespace
 
@@ -70,7 +66,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   spi::execute(fmt::format(
       "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
       "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",
-      spi::ident(trigger_name(id)), rel, spi::literal(std::to_string(id)), spi::literal(old_col),
+      spi::ident(catalog::trigger_name(id)), rel, spi::literal(std::to_string(id)), spi::literal(old_col),
       spi::literal(new_col)));
   catalog::insert(id, relid, old_col, new_col, batch, pause, rate, target);
   if (start) backfill::request_start(catalog::load(id, true));
@@ -91,7 +87,7 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
     const std::string rel = spi::qualified_relation(t.relid);
     ddl::lock_table(t.relid, AccessExclusiveLock, "abort");
     spi::execute(
-        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(trigger_name(id)), rel));
+        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
     spi::execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
                              spi::ident(t.new_column)));
   }

@@ -25,6 +25,7 @@
 #include "ddl.hpp"
 #include "spi.hpp"
 #include "toplevel.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -42,24 +43,6 @@ struct Context {
   std::string rel, schema, old_column, new_column;
   int old_att = 0;
 };
-
-// Runs fn in its own transaction with SPI and a snapshot.
-template <typename F>
-void transaction(F &&fn) {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  {
-    spi::Connection spi;
-    fn();
-  }
-  pg_call([] {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-  });
-}
 
 bool ident_char(unsigned char c, bool first) {
   return c == '_' || c >= 0x80 || std::isalpha(c) || (!first && (std::isdigit(c) || c == '$'));
@@ -140,7 +123,7 @@ namespace {
 
 Context load(int64_t id) {
   Context c;
-  transaction([&] {
+  in_own_transaction([&] {
     auto rows = spi::query(
         "SELECT t.tbl::pg_catalog.oid, n.nspname, t.old_column, t.new_column, a.attnum "
         "FROM zdd.transition t JOIN pg_catalog.pg_class r ON r.oid = t.tbl "
@@ -174,13 +157,13 @@ bool constraint_exists(Oid relid, const std::string &name) {
 void add_then_validate(const Context &c, const std::string &name, const std::string &def,
                        bool validate) {
   const std::string cname = spi::ident(name);
-  transaction([&] {
+  in_own_transaction([&] {
     if (!constraint_exists(c.relid, name))
       ddl::run_with_retry("twin constraint", fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
                                                          c.rel, cname, def));
   });
   if (validate)
-    transaction([&] {
+    in_own_transaction([&] {
       ddl::run_with_retry("validate twin", fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", c.rel, cname));
     });
 }
@@ -188,7 +171,7 @@ void add_then_validate(const Context &c, const std::string &name, const std::str
 // NOT NULL twin (see the file comment).
 void not_null(const Context &c) {
   bool needed = false;
-  transaction([&] {
+  in_own_transaction([&] {
     auto rows = spi::query(
         "SELECT bool_or(attnotnull) FILTER (WHERE attname = $2) AND "
         "NOT bool_or(attnotnull) FILTER (WHERE attname = $3) "
@@ -199,7 +182,7 @@ void not_null(const Context &c) {
   if (!needed) return;
   const std::string helper = fmt::format("zdd_{}_not_null", c.id);
   add_then_validate(c, helper, fmt::format("CHECK ({} IS NOT NULL)", spi::ident(c.new_column)), true);
-  transaction([&] {
+  in_own_transaction([&] {
     ddl::with_lock_retry("SET NOT NULL", [&] {
       spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", c.rel, spi::ident(c.new_column)));
       spi::execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", c.rel, spi::ident(helper)));
@@ -210,7 +193,7 @@ void not_null(const Context &c) {
 // CHECK and FOREIGN KEY twins.
 void constraints(const Context &c) {
   std::vector<spi::Row> rows;
-  transaction([&] {
+  in_own_transaction([&] {
     rows = spi::query(
         "SELECT conname, contype, pg_catalog.pg_get_constraintdef(oid), convalidated "
         "FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype IN ('c', 'f') "
@@ -236,7 +219,7 @@ void constraints(const Context &c) {
 // Index twins, built concurrently.
 void indexes(const Context &c) {
   std::vector<spi::Row> rows;
-  transaction([&] {
+  in_own_transaction([&] {
     rows = spi::query(
         "SELECT ci.relname, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique "
         "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
@@ -250,7 +233,7 @@ void indexes(const Context &c) {
     const std::string name = twin_name(*r[0], c.old_column, c.new_column);
     const std::string qname = fmt::format("{}.{}", spi::ident(c.schema), spi::ident(name));
     std::optional<bool> valid;
-    transaction([&] {
+    in_own_transaction([&] {
       auto v = spi::query(
           "SELECT i.indisvalid FROM pg_catalog.pg_class x JOIN pg_catalog.pg_index i "
           "ON i.indexrelid = x.oid JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "

@@ -32,6 +32,7 @@
 #include "backfill.hpp"
 #include "ddl.hpp"
 #include "settings.hpp"
+#include "xact.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -160,31 +161,6 @@ void wait_for_launcher_xact(TransactionId xid) {
   CommitTransactionCommand();
 }
 
-// Runs fn inside its own transaction with SPI and a snapshot (the worker's
-// own catalog reads; batches manage their transactions in backfill.cpp).
-template <typename F>
-auto in_transaction(F &&fn) -> decltype(fn()) {
-  pg_call([] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-  });
-  try {
-    auto r = [&] {
-      spi::Connection spi;
-      return fn();
-    }();
-    pg_call([] {
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-    });
-    return r;
-  } catch (...) {
-    pg_call([] { AbortCurrentTransaction(); });
-    throw;
-  }
-}
-
 // The role of the next runnable backfill in this database, ours first.
 std::optional<Oid> runnable_role(Oid mine) {
   auto rows = spi::query(
@@ -211,7 +187,7 @@ WorkerArgs start_process(bool connect) {
 // Scout: finds the roles with unfinished running backfills in this
 // database and starts a worker for the first (handing over does the rest).
 void scout_main(const WorkerArgs &args) {
-  std::optional<Oid> role = in_transaction([] {
+  std::optional<Oid> role = in_own_transaction([] {
     auto ext = spi::query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
     return ext.empty() ? std::nullopt : runnable_role(InvalidOid);
   });
@@ -247,7 +223,7 @@ void worker_main(const WorkerArgs &args) {
     if (sleep_ms < 0) {
       // No work of our role: release, look again, hand over or go on.
       pg_call([] { release_database_lock(); });
-      std::optional<Oid> next = in_transaction([&] { return runnable_role(args.role); });
+      std::optional<Oid> next = in_own_transaction([&] { return runnable_role(args.role); });
       if (!next) return;
       if (*next == args.role) {
         if (!pg_call([] { return try_database_lock(); })) return;

@@ -226,6 +226,10 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
       break;
   }
 
+  // In step already (the common case: the statement touched other columns,
+  // or wrote both alike): nothing to decide, and the old row is not read.
+  if (same(e, ov, onull, nv, nnull)) return tuple;
+
   const Bitmapset *cols = td->tg_updatedcols;
   const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
   const bool new_named = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, cols);
@@ -239,7 +243,6 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
     old_wrote = !same(e, pov, ponull, ov, onull);
     new_wrote = !same(e, pnv, pnnull, nv, nnull);
   }
-  if (same(e, ov, onull, nv, nnull)) return tuple;  // in step, whoever wrote
   if (old_wrote && new_wrote)
     conflict(e, td,
              old_named && new_named ? "the UPDATE's SET list changes both columns"

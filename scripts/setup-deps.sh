@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
-      libfmt-dev libipc-run-perl g++ make gnuplot-nox procps bc)
+      libfmt-dev libipc-run-perl g++ make gnuplot-nox procps bc perl)
 
 missing=()
 for p in "${PKGS[@]}"; do

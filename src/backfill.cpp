@@ -352,6 +352,8 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
 
 }  // namespace
 
+std::string twins_activity(int64_t id) { return fmt::format("zdd backfill: building twins of transition {}", id); }
+
 long run_next_batch(Oid role) {
   std::optional<int64_t> id;
   long sleep = 0;
@@ -366,7 +368,8 @@ long run_next_batch(Oid role) {
       return -1;
     }
     if (twins_next) {
-      pg_call([] { pgstat_report_activity(STATE_RUNNING, "zdd backfill: building twins"); });
+      const std::string what = twins_activity(*id);
+      pg_call([&] { pgstat_report_activity(STATE_RUNNING, what.c_str()); });
       twins::build(*id);  // outside any transaction: it may build indexes concurrently
       in_own_transaction([&] {
         std::optional<Job> j = lock_job(*id);

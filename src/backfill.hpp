@@ -32,6 +32,9 @@ void mark_running(const catalog::Transition &t);
 // before the next batch, or -1 when no backfill of role is runnable.
 long run_next_batch(Oid role);
 
+// The worker's pg_stat_activity text while it builds transition id's twins.
+std::string twins_activity(int64_t id);
+
 // Defines the engine's settings (zdd.max_batch_failures), from init().
 void define_settings();
 

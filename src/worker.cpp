@@ -262,10 +262,21 @@ bool worker_alive() {
   return !rows.empty();
 }
 
-void request_stop(const catalog::Transition &) {
-  // The worker checks the phase under the transition's row lock at every
-  // batch; abort and complete hold that lock, so the worker stops within
-  // one batch. Nothing else to do.
+// The worker notices a changed phase at its next batch (it locks the
+// transition's catalog row first, which abort and complete hold). Only a
+// twin build can run long — CREATE INDEX CONCURRENTLY waits for old
+// snapshots — and its SHARE UPDATE EXCLUSIVE lock would make abort give
+// up: so cancel it. The cancel runs with the catalog owner's rights, and
+// only on zdd's own worker, building this very transition's twins; the
+// worker records the cancel as a failed batch and, the transition being
+// aborted, never builds them again. The INVALID index left behind goes
+// with the new column.
+void request_stop(const catalog::Transition &t) {
+  if (t.phase != "backfilling") return;
+  (void)catalog::query(
+      "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity "
+      "WHERE backend_type = $1 AND datname = pg_catalog.current_database() AND query = $2",
+      {spi::p_text(kWorkerType), spi::p_text(twins_activity(t.id))});
 }
 
 void init() {

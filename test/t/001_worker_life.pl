@@ -148,6 +148,30 @@ my ($rc, $out, $err) = $plain->psql('postgres', "CALL zdd.wait($id, '20 s')");
 like($err, qr/stalled/, 'zdd.wait reports a stalled backfill instead of hanging');
 $plain->safe_psql('postgres', "SELECT zdd.resume($id)");
 check_done($plain, $id, 'term', 'SIGTERM + resume');
+
+# abort while the worker builds the twins: CREATE INDEX CONCURRENTLY waits
+# for an old snapshot that a reporting session holds; abort cancels the
+# build instead of giving up on the lock, and leaves the table as it was
+$plain->safe_psql('postgres', q{
+	CREATE TABLE twinned (id int PRIMARY KEY, lastname text NOT NULL);
+	INSERT INTO twinned SELECT g, 'n' || g FROM generate_series(1, 1000) g;
+	CREATE INDEX twinned_lastname ON twinned (lastname);
+});
+my $report = $plain->background_psql('postgres');
+$report->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$report->query_safe('SELECT 1');
+$id = $plain->safe_psql('postgres',
+	"SELECT zdd.begin_rename('twinned', 'lastname', 'surname', pause_ms => 0)");
+$plain->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'zdd backfill: building twins of transition $id'")
+  or die 'twins build never started';
+$plain->safe_psql('postgres', "SELECT zdd.abort($id)");
+is($plain->safe_psql('postgres', "SELECT phase FROM zdd.transition WHERE id = $id"),
+	'aborted', 'abort during a twin index build succeeds');
+is($plain->safe_psql('postgres',
+	"SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'twinned'::regclass"),
+	'twinned_lastname,twinned_pkey', 'abort during a twin build: only the original indexes remain');
+$report->quit;
 $plain->stop;
 
 # ---- out of worker slots: a clear error, nothing changed ----

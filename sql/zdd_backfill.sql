@@ -1,5 +1,7 @@
 -- The background backfill: key kinds, empty tables, steering, triggers.
 \set SHOW_CONTEXT never
+-- transition ids start at 1001 in this file, whatever ran before
+SELECT pg_catalog.setval('zdd.transition_id_seq', 1000) AS _ \gset
 CREATE TABLE single (id int PRIMARY KEY, lastname text NOT NULL);
 INSERT INTO single SELECT g, 'n' || g FROM generate_series(1, 5000) g;
 CREATE TABLE composite (a int, b text, lastname text, PRIMARY KEY (b, a));

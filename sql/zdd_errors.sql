@@ -1,6 +1,8 @@
 -- Bad input: a clear error with the right SQLSTATE, and nothing changed.
 -- Also: abort restores the table exactly, privileges, hostile search_path.
 \set SHOW_CONTEXT never
+-- transition ids start at 3001 in this file, whatever ran before
+SELECT pg_catalog.setval('zdd.transition_id_seq', 3000) AS _ \gset
 CREATE TABLE t (id int PRIMARY KEY, lastname text NOT NULL DEFAULT 'x' CHECK (lastname <> ''),
                 g int GENERATED ALWAYS AS (id * 2) STORED, ident int GENERATED ALWAYS AS IDENTITY);
 CREATE INDEX t_lastname_idx ON t (lastname);
@@ -95,7 +97,7 @@ SELECT zdd.begin_rename('t', 'id', 'id2');
 INSERT INTO zdd.transition (tbl, old_column, new_column, started_by, batch_size, pause_ms)
 VALUES ('t', 'a', 'b', 'postgres', 1, 1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) AS readable FROM zdd.status;
+SELECT count(*) > 0 AS readable FROM zdd.status;
 RESET ROLE;
 SELECT phase FROM zdd.transition WHERE id = :id;
 -- abort restores the table exactly: columns, constraints, indexes, defaults, triggers, rows

@@ -1,6 +1,8 @@
 -- The sync trigger's rules (SPEC 4), with the backfill not started so that
 -- only the trigger writes.
 \set SHOW_CONTEXT never
+-- transition ids start at 4001 in this file, whatever ran before
+SELECT pg_catalog.setval('zdd.transition_id_seq', 4000) AS _ \gset
 CREATE TABLE customer (id int PRIMARY KEY, lastname text NOT NULL DEFAULT '', note text);
 INSERT INTO customer VALUES (1, 'Smith', NULL), (2, 'Jones', NULL), (3, 'Brown', NULL);
 SELECT zdd.begin_rename('customer', 'lastname', 'surname', start_backfill => false) AS id \gset

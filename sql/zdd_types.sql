@@ -1,5 +1,7 @@
 -- Column types, NULLs, TOAST, collations, identifiers.
 \set SHOW_CONTEXT never
+-- transition ids start at 5001 in this file, whatever ran before
+SELECT pg_catalog.setval('zdd.transition_id_seq', 5000) AS _ \gset
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN plain_text AS text;
 CREATE TABLE typed (

@@ -29,7 +29,7 @@ void check_table(Oid relid) {
   if (kind == RELKIND_PARTITIONED_TABLE)
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                 fmt::format("zdd: {} is a partitioned table; zdd does not support those yet", name),
-                {}, "Run the transition on each partition is not supported either; see README limits.");
+                {}, "Partitioned tables are a known limit (see the README); ordinary tables work.");
   if (kind != RELKIND_RELATION)
     throw Error(ERRCODE_WRONG_OBJECT_TYPE, fmt::format("zdd: {} is not a table", name),
                 "zdd moves columns of ordinary tables only (not views, materialized views, "

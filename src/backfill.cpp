@@ -96,6 +96,7 @@ std::optional<Job> lock_job(int64_t id) {
 struct Key {
   std::vector<std::string> names, types;
 };
+// The primary key of relid (empty: the table has none).
 Key primary_key(Oid relid) {
   auto rows = spi::query(
       "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
@@ -354,6 +355,7 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
 
 std::string twins_activity(int64_t id) { return fmt::format("zdd backfill: building twins of transition {}", id); }
 
+// See backfill.hpp: picks, runs and records one batch (or the twins).
 long run_next_batch(Oid role) {
   std::optional<int64_t> id;
   long sleep = 0;
@@ -396,6 +398,7 @@ long run_next_batch(Oid role) {
   }
 }
 
+// See backfill.hpp; also estimates rows_total from pg_class.
 void mark_running(const catalog::Transition &t) {
   if (t.phase == "expanded") catalog::set_phase(t, "backfilling", "backfill started");
   catalog::execute(

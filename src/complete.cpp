@@ -43,6 +43,7 @@ std::vector<std::string> dependents(Oid relid, int att) {
   return out;
 }
 
+// zdd.complete(): see the file comment.
 Datum complete(FunctionCallInfo fcinfo) {
   const int64_t id = PG_GETARG_INT64(0);
   spi::Connection spi;

@@ -14,6 +14,7 @@ struct TypeInfo {
   bool typbyval;
 };
 
+// zdd.differs(a, b): not same_value(a, b).
 Datum differs(FunctionCallInfo fcinfo) {
   auto *ti = static_cast<TypeInfo *>(fcinfo->flinfo->fn_extra);
   if (ti == nullptr) {

@@ -24,12 +24,14 @@ catalog::Transition steerable(int64_t id) {
   return t;
 }
 
+// Raises 55000: the call does not fit the transition's phase or state.
 [[noreturn]] void wrong_phase(const catalog::Transition &t, const std::string &what) {
   throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
               fmt::format("zdd: cannot {} transition {}: phase is {}, backfill is {}", what, t.id,
                           t.phase, t.backfill_state));
 }
 
+// zdd.pause(): running → paused; the worker skips it from its next batch.
 Datum pause(FunctionCallInfo fcinfo) {
   spi::Connection spi;
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
@@ -38,6 +40,8 @@ Datum pause(FunctionCallInfo fcinfo) {
   PG_RETURN_VOID();
 }
 
+// zdd.resume(): (re)starts the backfill — pending, paused, failed, or
+// stalled with no live worker; a running one with a worker is left alone.
 Datum resume(FunctionCallInfo fcinfo) {
   spi::Connection spi;
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
@@ -60,14 +64,10 @@ Datum resume(FunctionCallInfo fcinfo) {
 // Reads integer argument n as an optional new value (NULL: unchanged).
 std::optional<int> opt_int(FunctionCallInfo fcinfo, int n, const char *name, bool zero_ok) {
   if (PG_ARGISNULL(n)) return std::nullopt;
-  const int v = PG_GETARG_INT32(n);
-  if (v < 0 || (v == 0 && !zero_ok))
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                fmt::format("zdd: {} must be {} (got {})", name,
-                            zero_ok ? "zero or more" : "greater than zero", v));
-  return v;
+  return table::check_throttle_value(name, PG_GETARG_INT32(n), zero_ok);
 }
 
+// zdd.throttle(): new throttle values, read by the worker at its next batch.
 Datum throttle(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: throttle needs an id");
   const auto batch = opt_int(fcinfo, 1, "batch_size", false);
@@ -169,6 +169,7 @@ Datum wait(FunctionCallInfo fcinfo) {
 
 }  // namespace zdd
 
+// SQL entry points: one-line shims through the error boundary.
 extern "C" {
 PG_FUNCTION_INFO_V1(zdd_pause);
 PG_FUNCTION_INFO_V1(zdd_resume);

@@ -252,6 +252,7 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
   return set_column(td, tuple, e->new_att, ov, onull);  // old wrote, or nobody: old is the truth
 }
 
+// The trigger body: protocol checks, the cached entry, the rule set.
 Datum fire(FunctionCallInfo fcinfo) {
   if (!CALLED_AS_TRIGGER(fcinfo))
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -124,6 +124,14 @@ void check_new_name(Oid relid, const std::string &name) {
                 fmt::format("zdd: column \"{}\" of {} already exists", name, relname(relid)));
 }
 
+int check_throttle_value(const char *name, int v, bool zero_ok) {
+  if (v < 0 || (v == 0 && !zero_ok))
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("zdd: {} must be {} (got {})", name,
+                            zero_ok ? "zero or more" : "greater than zero", v));
+  return v;
+}
+
 void check_may_steer(const catalog::Transition &t) {
   if (t.table_exists) {
     const bool owner = pg_call([&] { return pg_class_ownercheck(t.relid, GetUserId()); });

@@ -25,6 +25,10 @@ Column column_to_move(Oid relid, const std::string &name);
 // The new name is not used by any column (system columns included).
 void check_new_name(Oid relid, const std::string &name);
 
+// A throttle number from the caller: refuses negatives, and zero unless
+// zero_ok, with 22023; returns v.
+int check_throttle_value(const char *name, int v, bool zero_ok);
+
 // The current user may steer transition t: owns its table (or, once the
 // table is gone, started it or is superuser).
 void check_may_steer(const catalog::Transition &t);

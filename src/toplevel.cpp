@@ -15,6 +15,7 @@ extern "C" {
 
 namespace zdd::toplevel {
 
+// See toplevel.hpp.
 void run(const std::string &sql) {
   const char *text = sql.c_str();
   // Parse and plan trees must outlive the transactions the command commits

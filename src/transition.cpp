@@ -16,20 +16,16 @@ namespace zdd {
 
 namespace {
 
-// Reads optional integer argument n, or def when NULL; refuses negatives
-// (and zero when !zero_ok) with 22023.
+// Reads optional integer argument n, or def when NULL (checked).
 int int_arg(FunctionCallInfo fcinfo, int n, int def, const char *name, bool zero_ok) {
-  int v = PG_ARGISNULL(n) ? def : PG_GETARG_INT32(n);
-  if (v < 0 || (v == 0 && !zero_ok))
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                fmt::format("zdd: {} must be {} (got {})", name,
-                            zero_ok ? "zero or more" : "greater than zero", v));
-  return v;
+  return table::check_throttle_value(name, PG_ARGISNULL(n) ? def : PG_GETARG_INT32(n), zero_ok);
 }
-
 
 }  // namespace
 
+// zdd.begin_rename(): checks (before and again under the lock), adds the
+// new column, installs the sync trigger, records 'expanded', and asks for
+// the backfill to start at commit.
 Datum begin_rename(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
     throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -73,6 +69,8 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   return Int64GetDatum(id);
 }
 
+// zdd.abort(): stops the backfill, drops the trigger and the new column
+// (with its twins), records 'aborted'; the old column is never touched.
 Datum abort_transition(FunctionCallInfo fcinfo) {
   const int64_t id = PG_GETARG_INT64(0);
   spi::Connection spi;
@@ -97,6 +95,7 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
 
 }  // namespace zdd
 
+// SQL entry points: one-line shims through the error boundary.
 extern "C" {
 PG_FUNCTION_INFO_V1(zdd_begin_rename);
 PG_FUNCTION_INFO_V1(zdd_abort);

@@ -44,6 +44,7 @@ struct Context {
   int old_att = 0;
 };
 
+// A character of an unquoted identifier (first: its first character).
 bool ident_char(unsigned char c, bool first) {
   return c == '_' || c >= 0x80 || std::isalpha(c) || (!first && (std::isdigit(c) || c == '$'));
 }
@@ -121,6 +122,7 @@ std::string twin_name(const std::string &name, const std::string &oldc, const st
 
 namespace {
 
+// Reads what the twins of transition id are built from.
 Context load(int64_t id) {
   Context c;
   in_own_transaction([&] {
@@ -253,6 +255,7 @@ void indexes(const Context &c) {
 
 }  // namespace
 
+// See twins.hpp.
 void build(int64_t transition_id) {
   const Context c = load(transition_id);
   not_null(c);

@@ -148,6 +148,7 @@ bool try_database_lock() {
   return r != LOCKACQUIRE_NOT_AVAIL;
 }
 
+// Gives up being the database's backfill worker.
 void release_database_lock() {
   LOCKTAG tag = database_tag();
   LockRelease(&tag, ExclusiveLock, true);
@@ -243,6 +244,7 @@ void worker_main(const WorkerArgs &args) {
 
 }  // namespace
 
+// See backfill.hpp: marks running, queues the worker for PRE_COMMIT.
 void request_start(const catalog::Transition &t) {
   if (!callback_registered) {
     pg_call([] { RegisterXactCallback(xact_callback, nullptr); });
@@ -254,6 +256,7 @@ void request_start(const catalog::Transition &t) {
   if (npending < kMaxPending) pending_roles[npending++] = t.started_by;
 }
 
+// See backfill.hpp (pg_stat_activity, this database, not ourselves).
 bool worker_alive() {
   auto rows = spi::query(
       "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = $1 "
@@ -279,6 +282,7 @@ void request_stop(const catalog::Transition &t) {
       {spi::p_text(kWorkerType), spi::p_text(twins_activity(t.id))});
 }
 
+// See backfill.hpp: settings, and the launcher under preload.
 void init() {
   define_settings();
   if (!process_shared_preload_libraries_in_progress) return;
@@ -345,6 +349,7 @@ void dynamic_main() {
 
 }  // namespace zdd::backfill
 
+// Worker entry points (bgw_function_name), through the error boundary.
 extern "C" {
 PGDLLEXPORT void zdd_worker_main(Datum);
 PGDLLEXPORT void zdd_launcher_main(Datum);

@@ -95,7 +95,7 @@ SELECT zdd.abort(:id);
 SELECT zdd.begin_rename('t', 'id', 'id2');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO zdd.transition (tbl, old_column, new_column, started_by, batch_size, pause_ms)
-VALUES ('t', 'a', 'b', 'postgres', 1, 1);
+VALUES ('t', 'a', 'b', 10::oid::regrole, 1, 1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) > 0 AS readable FROM zdd.status;
 RESET ROLE;
@@ -111,7 +111,7 @@ SELECT (SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod) || 
 FROM before;
 SELECT * FROM t ORDER BY id;
 SELECT phase FROM zdd.transition WHERE id = :id;
-SELECT event, from_state, to_state, by_role FROM zdd.history WHERE transition_id = :id ORDER BY id;
+SELECT event, from_state, to_state, by_role = current_user AS by_me FROM zdd.history WHERE transition_id = :id ORDER BY id;
 SELECT zdd.abort(:id);
 \echo :LAST_ERROR_SQLSTATE
 -- a member of the owning role may start a transition

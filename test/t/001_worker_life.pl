@@ -13,7 +13,8 @@ my $rows = 20000;
 sub start_backfill
 {
 	my ($node, $table, %opt) = @_;
-	my $user = $opt{user} // 'postgres';
+	# the test cluster's superuser is the OS user running the test
+	my $user = $opt{user} // scalar(getpwuid($<));
 	$node->safe_psql('postgres', qq{
 		CREATE TABLE $table (id int PRIMARY KEY, lastname text NOT NULL);
 		INSERT INTO $table SELECT g, 'n' || g FROM generate_series(1, $rows) g;

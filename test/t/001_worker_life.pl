@@ -150,6 +150,17 @@ like($err, qr/stalled/, 'zdd.wait reports a stalled backfill instead of hanging'
 $plain->safe_psql('postgres', "SELECT zdd.resume($id)");
 check_done($plain, $id, 'term', 'SIGTERM + resume');
 
+# two roles' backfills in one database: one worker at a time, each as its
+# role, handing over to the other role's worker when its own work is done
+$plain->safe_psql('postgres', 'CREATE ROLE ann LOGIN; CREATE ROLE bob LOGIN');
+my $ann = start_backfill($plain, 'ann_t', user => 'ann');
+my $bob = start_backfill($plain, 'bob_t', user => 'bob');
+check_done($plain, $ann, 'ann_t', "ann's backfill");
+check_done($plain, $bob, 'bob_t', "bob's backfill (handed over)");
+is($plain->safe_psql('postgres',
+	"SELECT count(DISTINCT by_role) FROM zdd.history WHERE transition_id IN ($ann, $bob) AND to_state = 'backfilled'"),
+	'2', 'each backfill finished by its own role');
+
 # abort while the worker builds the twins: CREATE INDEX CONCURRENTLY waits
 # for an old snapshot that a reporting session holds; abort cancels the
 # build instead of giving up on the lock, and leaves the table as it was

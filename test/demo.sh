@@ -44,6 +44,18 @@ SQL
 }
 wait_apps() { wait; }
 
+cat <<'TXT'
+zdd demo: rename customer.lastname to surname under live traffic.
+
+ step | app               | db    | what happens
+ -----+-------------------+-------+-------------------------------------------------
+  0   | 2.2.2             | 2.0.0 | lastname text NOT NULL
+  1   | 2.2.2             | 2.0.1 | zdd.begin_rename: new column, sync trigger, backfill
+  2   | 2.2.3 (+2.2.2)    | 2.0.1 | new app writes both; trigger keeps them equal
+  3   | rollback to 2.2.2 | 2.0.1 | old app writes lastname; trigger fills surname
+  4   | 2.2.4             | 2.0.2 | new app writes surname only; trigger fills lastname
+  5   | 2.2.4             | 2.0.3 | zdd.complete: NOT NULL/default/index moved, lastname dropped
+TXT
 say "Step 0 — app 2.2.2, db 2.0.0: customer.lastname text NOT NULL, $ROWS rows"
 psql -X -q -d postgres <<SQL
 CREATE EXTENSION zdd;

@@ -14,7 +14,16 @@
 // need it: no write amplification.
 //
 // Key order: keyset over the primary key (composite keys too), cursor =
-// the last key done, as text, cast back with the key types. Tables without
+// the last key done, as text, cast back with the key types. The text form
+// must read back as exactly that key: a rounded float key (role setting
+// extra_float_digits < 1) would make the walk repeat a batch forever or
+// skip every row between the key and its rounding, in both passes. So each
+// batch runs with the output settings pinned (extra_float_digits 3,
+// DateStyle ISO, IntervalStyle postgres, lc_monetary C: the same for every
+// batch and every worker, whatever the role, database or configuration
+// says), and the batch statement itself checks that the new cursor reads
+// back equal to the last key; a key type whose text form does not round
+// trip fails the backfill at once (0A000) rather than skip a row. Tables without
 // a primary key: ctid page ranges [p, q). Why no row is skipped there: a
 // row version present when the walk starts either stays on its page and is
 // visited when its range is, or is moved by an UPDATE; an app UPDATE fires
@@ -146,26 +155,41 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
   // last key l, then one UPDATE over the key range (cursor, l]: a range scan
   // of the primary key index, never a join against the whole table. b and
   // the UPDATE see the same snapshot, so they cover the same rows.
-  std::string upto;
-  for (size_t i = 0; i < k.names.size(); ++i)
+  std::string upto, readback;
+  for (size_t i = 0; i < k.names.size(); ++i) {
     upto += fmt::format("{}(SELECT {} FROM l)", i ? ", " : "", k.names[i]);
+    readback += fmt::format("{}c.zdd_cursor[{}]::{}", i ? ", " : "", i + 1, k.types[i]);
+  }
   const std::string sql = fmt::format(
       "WITH b AS MATERIALIZED (SELECT {keys} FROM {rel} {after} ORDER BY {keys} LIMIT $2), "
       "l AS MATERIALIZED (SELECT {keys} FROM b ORDER BY {desckeys} LIMIT 1), "
       "u AS (UPDATE {rel} t SET {newc} = t.{oldc} WHERE {tafter} ({tkeys}) <= ({upto}) "
-      "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1) "
+      "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1), "
+      "c AS (SELECT ARRAY[{textkeys}] AS zdd_cursor FROM l) "
       "SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM u), "
-      "(SELECT ARRAY[{textkeys}] FROM l)::pg_catalog.text",
+      "(SELECT c.zdd_cursor::pg_catalog.text FROM c), "
+      "(SELECT ({lkeys}) IS NOT DISTINCT FROM ({readback}) FROM l, c)",
       fmt::arg("keys", key_list(k, "")), fmt::arg("rel", rel), fmt::arg("after", after),
       fmt::arg("newc", newc), fmt::arg("oldc", oldc), fmt::arg("tkeys", key_list(k, "t.")),
       fmt::arg("tafter", tafter), fmt::arg("upto", upto),
       fmt::arg("textkeys", key_list(k, "", "::pg_catalog.text")),
-      fmt::arg("desckeys", key_list(k, "", " DESC")));
+      fmt::arg("desckeys", key_list(k, "", " DESC")), fmt::arg("readback", readback),
+      fmt::arg("lkeys", key_list(k, "l.")));
   auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit)});
   Step s;
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
-  if (s.visited > 0) s.next_cursor = rows[0][2];
+  if (s.visited > 0) {
+    if (!rows[0][3] || *rows[0][3] != "t")
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  fmt::format("zdd: the primary key of {} does not read back from its text form",
+                              rel),
+                  fmt::format("Key {} read back as a different value; the backfill stops rather "
+                              "than skip or repeat rows.",
+                              rows[0][2].value_or("?")),
+                  "Abort the transition, or give the table a primary key of another type.");
+    s.next_cursor = rows[0][2];
+  }
   return s;
 }
 
@@ -209,8 +233,9 @@ Step ctid_batch(const Job &j, int limit) {
   return s;
 }
 
-// Runs the batch statement with the table's triggers off (see the file
-// comment) and a short lock_timeout; restores both afterwards.
+// Runs the batch statement with the table's triggers off, a short
+// lock_timeout and the cursor's output settings pinned (see the file
+// comment); restores them all afterwards.
 Step run_walk_step(const Job &j, int limit) {
   const std::string timeout = std::to_string(settings::lock_timeout_ms);
   int level = pg_call([&] {
@@ -219,6 +244,14 @@ Step run_walk_step(const Job &j, int limit) {
                             GUC_ACTION_SAVE, true, 0, false);
     (void)set_config_option("lock_timeout", timeout.c_str(), PGC_USERSET, PGC_S_SESSION,
                             GUC_ACTION_SAVE, true, 0, false);
+    // The cursor's text form: the same settings for every batch (file comment).
+    static const char *const pinned[][2] = {{"extra_float_digits", "3"},
+                                            {"DateStyle", "ISO, MDY"},
+                                            {"IntervalStyle", "postgres"},
+                                            {"lc_monetary", "C"}};
+    for (const auto &p : pinned)
+      (void)set_config_option(p[0], p[1], PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                              false);
     return l;
   });
   const Key k = primary_key(j.relid);
@@ -387,7 +420,9 @@ long run_next_batch(Oid role) {
   } catch (const Error &e) {
     pg_call([] { AbortCurrentTransaction(); });
     if (!id) throw;  // the catalog itself is unreadable: let the worker end
-    const bool permanent = e.sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE;
+    // Retrying cannot help: the role lost the table, or its key does not round trip.
+    const bool permanent = e.sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+                           e.sqlstate == ERRCODE_FEATURE_NOT_SUPPORTED;
     record_failure(*id, e, permanent);
     int failures = 0;
     in_own_transaction([&] {

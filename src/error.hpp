@@ -52,16 +52,24 @@ auto pg_call(F &&f) -> decltype(f()) {
   sigjmp_buf local;
   if (sigsetjmp(local, 0) == 0) {
     PG_exception_stack = &local;
-    if constexpr (std::is_void_v<decltype(f())>) {
-      f();
+    try {
+      if constexpr (std::is_void_v<decltype(f())>) {
+        f();
+        PG_exception_stack = saved_stack;
+        error_context_stack = saved_ctx;
+        return;
+      } else {
+        auto result = f();
+        PG_exception_stack = saved_stack;
+        error_context_stack = saved_ctx;
+        return result;
+      }
+    } catch (...) {
+      // A C++ exception from f (bad_alloc building a string, say) must not
+      // leave PostgreSQL's error stack pointing into this dead frame.
       PG_exception_stack = saved_stack;
       error_context_stack = saved_ctx;
-      return;
-    } else {
-      auto result = f();
-      PG_exception_stack = saved_stack;
-      error_context_stack = saved_ctx;
-      return result;
+      throw;
     }
   }
   PG_exception_stack = saved_stack;

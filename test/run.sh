@@ -45,7 +45,7 @@ if [ -n "$ISOLATION" ]; then
     --outputdir="$STAGE/isolation" --temp-instance="$STAGE/isolation/tmp" \
     --temp-config=test/regress.conf $ISOLATION > "$STAGE/iso.log" 2>&1 || rc=$?
   cat "$STAGE/iso.log"; tally isolation "$STAGE/iso.log"
-  [ $rc -eq 0 ] || { [ -f "$STAGE/isolation/output_iso/regression.diffs" ] && head -300 "$STAGE/isolation/output_iso/regression.diffs"; failures+=(isolation-rc); }
+  [ $rc -eq 0 ] || { [ -f "$STAGE/isolation/regression.diffs" ] && head -300 "$STAGE/isolation/regression.diffs"; failures+=(isolation-rc); }
 fi
 
 if [ -n "$TAP" ]; then

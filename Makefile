@@ -5,7 +5,9 @@
 
 EXTENSION  = zdd
 MODULE_big = zdd
-DATA_built = zdd--0.1.0.sql
+DATA_built = zdd--0.2.0.sql
+# Released install scripts and the upgrade path between versions.
+DATA       = sql-release/zdd--0.1.0.sql sql-release/zdd--0.1.0--0.2.0.sql
 PGFILEDESC = "zdd - zero-downtime column changes"
 
 SRCS = $(sort $(wildcard src/*.cpp))
@@ -29,11 +31,11 @@ SHLIB_LINK += -lstdc++
 # so .bc files would only double the build time (clang over fmt's headers).
 override with_llvm = no
 
-.PHONY: test demo bench deps check-build
+.PHONY: test test-debug test-valgrind debug-pg demo bench deps check-build
 
 ifeq ($(wildcard $(PGXS)),)
 # PostgreSQL's build kit is missing: install it (as root), then start again.
-all test demo bench installcheck:
+all test test-debug test-valgrind demo bench installcheck:
 	bash scripts/setup-deps.sh
 	$(MAKE) $@
 else
@@ -42,7 +44,7 @@ include $(PGXS)
 $(OBJS): $(HDRS)
 
 # The install script is assembled from one piece per concept (sql-src/).
-zdd--0.1.0.sql: $(sort $(wildcard sql-src/*.sql))
+zdd--0.2.0.sql: $(sort $(wildcard sql-src/*.sql))
 	cat $^ > $@
 
 deps:
@@ -50,6 +52,18 @@ deps:
 
 test: deps all
 	bash test/run.sh
+
+# The debug lane: everything again on a cassert / CLOBBER_FREED_MEMORY /
+# RANDOMIZE_ALLOCATED_MEMORY build of PostgreSQL (built once per machine).
+debug-pg: deps
+	bash scripts/build-debug-pg.sh
+
+test-debug: debug-pg
+	ZDD_LANE=debug bash test/run.sh
+
+# pg_regress and isolation suites under valgrind on the debug build.
+test-valgrind: debug-pg
+	ZDD_LANE=debug bash test/valgrind.sh
 
 demo: deps all
 	bash test/demo.sh

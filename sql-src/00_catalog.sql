@@ -1,9 +1,31 @@
 -- zdd install script, assembled from sql-src/*.sql in name order.
 -- 00_catalog: the catalog tables. Only zdd's C functions write them (as the
--- owner of schema zdd, after checking the caller owns the table); everyone
--- may read them.
+-- extension's owner, after checking the caller owns the table); each role
+-- reads the rows of transitions on tables it may SELECT (row-level
+-- security), so no role sees another table's row values or keys.
 
 \echo Use "CREATE EXTENSION zdd" to load this file. \quit
+
+-- CREATE EXTENSION uses an existing schema "zdd" as it finds it. Refuse one
+-- that another role created (its owner could replace zdd's objects) or
+-- that already holds objects.
+DO $zdd$
+BEGIN
+  IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'zdd')
+       OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'zdd')
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname = 'zdd')
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                WHERE n.nspname = 'zdd')
+  THEN
+    RAISE EXCEPTION 'zdd: schema "zdd" already exists and was not created for this extension'
+      USING ERRCODE = '42501',
+            HINT = 'zdd installs into a schema "zdd" of its own, owned by the role that creates the extension: drop or rename the existing schema first.';
+  END IF;
+END
+$zdd$;
 
 CREATE SEQUENCE zdd.transition_id_seq;
 CREATE SEQUENCE zdd.history_id_seq;
@@ -47,7 +69,10 @@ CREATE TABLE zdd.transition (
     failures         integer NOT NULL DEFAULT 0,  -- consecutive failed batches
     backfill_started_at  timestamptz,
     backfill_finished_at timestamptz,
-    last_batch_at    timestamptz
+    last_batch_at    timestamptz,
+    next_try_at      timestamptz,            -- after a failed batch: not before this
+    walk_key         text,                   -- the pass's key (columns, types, operators); '' = ctid
+    walk_end         text[]                  -- the pass's last key, fixed when the pass started
 );
 CREATE INDEX transition_tbl_idx ON zdd.transition (tbl);
 
@@ -72,3 +97,12 @@ SELECT pg_catalog.pg_extension_config_dump('zdd.history_id_seq', '');
 REVOKE ALL ON zdd.transition, zdd.history, zdd.transition_id_seq, zdd.history_id_seq FROM PUBLIC;
 GRANT SELECT ON zdd.transition, zdd.history TO PUBLIC;
 GRANT USAGE ON SCHEMA zdd TO PUBLIC;
+
+-- A role sees a transition when it may read the table (its last_error,
+-- cursor and history can hold the table's values), or when it started it.
+ALTER TABLE zdd.transition ENABLE ROW LEVEL SECURITY;
+ALTER TABLE zdd.history ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readers ON zdd.transition FOR SELECT
+  USING (pg_catalog.has_table_privilege(tbl, 'SELECT') OR pg_catalog.pg_has_role(started_by, 'MEMBER'));
+CREATE POLICY readers ON zdd.history FOR SELECT
+  USING (EXISTS (SELECT 1 FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) transition_id));

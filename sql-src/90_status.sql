@@ -1,6 +1,7 @@
 
 -- 90_status: what a DBA watches with \watch 1.
-CREATE VIEW zdd.status AS
+-- security_invoker: each role sees the rows zdd.transition shows it.
+CREATE VIEW zdd.status WITH (security_invoker = true) AS
 SELECT t.id,
        t.tbl AS "table",
        t.old_column,

@@ -33,15 +33,31 @@
 // (pages appended later hold only such in-step versions), and the verify
 // pass checks all rows once more before 'backfilled'.
 //
-// Triggers: the batch runs with session_replication_role = replica, so the
-// table's other triggers (and the sync trigger) do not fire for rows whose
-// data they never saw change. This grants nothing the role lacks: the
-// worker runs as a role that owns the table (checked at every batch) and
-// could disable those triggers itself; the statement is zdd's own fixed
-// text. RI triggers are not needed: the batch changes only the new column,
-// which no foreign key references while the transition is open.
+// Pass end: a keyset pass records the table's greatest key when it starts
+// (walk_end) and never walks past it; a ctid pass the table's size. Rows
+// inserted later went through the sync trigger, so every pass finishes
+// however fast the table grows. The walk's strategy is fixed when a pass
+// starts (walk_key: the key's columns, types and operators; '' = ctid) and
+// checked at every batch: a primary key dropped or changed mid-walk fails
+// the transition with its own error and restarts the pass from the top at
+// zdd.resume(id), never a worker crash.
+//
+// Key order and comparisons use the primary key index's own btree
+// operators, schema-qualified (OPERATOR(schema.<)): with search_path pinned
+// to pg_catalog, an extension type's key (citext, ean13) would otherwise
+// fall back to another type's operators, or fail.
+//
+// Rights and triggers: the batch UPDATE runs as the table's owner in a
+// security-restricted operation, as VACUUM or CREATE INDEX run the owner's
+// code: nothing the owner wrote (CHECK functions, index expressions) runs
+// with the rights of the role that started the transition. It fires none of
+// the table's user triggers (quiet_triggers.hpp) — they never saw data of
+// theirs change — and no setting of the session is changed for it
+// (session_replication_role stays as it is). Tables with rules or
+// inheritance children are refused up front and checked again per batch.
 #include "backfill.hpp"
 #include "ddl.hpp"
+#include "quiet_triggers.hpp"
 #include "settings.hpp"
 #include "twins.hpp"
 #include "xact.hpp"
@@ -49,6 +65,7 @@
 #include <cmath>
 
 extern "C" {
+#include "access/stratnum.h"
 #include "common/pg_prng.h"
 #include "pgstat.h"
 #include "utils/acl.h"
@@ -62,12 +79,22 @@ namespace {
 
 int max_batch_failures = 5;
 
+// An error that ends the backfill at once (retrying cannot help); with
+// reset_pass, the current pass starts again from the top at resume.
+struct Permanent : Error {
+  bool reset_pass = false;
+  Permanent(int code, std::string msg, std::string det = {}, std::string h = {}, bool reset = false)
+      : Error(code, std::move(msg), std::move(det), std::move(h)), reset_pass(reset) {}
+};
+
 // A zdd.transition row as a batch needs it.
 struct Job {
   int64_t id = 0;
   Oid relid = InvalidOid;
   std::string phase, state, pass, old_column, new_column;
-  std::optional<std::string> cursor;  // text[] literal
+  std::optional<std::string> cursor;    // text[] literal
+  std::optional<std::string> walk_key;  // the pass's key signature ('' = ctid)
+  std::optional<std::string> walk_end;  // text[] literal: the pass's last key
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
 };
@@ -77,7 +104,8 @@ std::optional<Job> lock_job(int64_t id) {
   auto rows = catalog::query(
       "SELECT id, tbl::pg_catalog.oid, phase, backfill_state, pass, old_column, new_column, "
       "cursor::pg_catalog.text, COALESCE(batch_size_now, batch_size), target_batch_ms, "
-      "pause_ms, max_rows_per_sec, failures, rows_done, COALESCE(rows_total, -1) "
+      "pause_ms, max_rows_per_sec, failures, rows_done, COALESCE(rows_total, -1), "
+      "walk_key, walk_end::pg_catalog.text "
       "FROM zdd.transition WHERE id = $1 FOR UPDATE",
       {spi::p_int8(id)});
   if (rows.empty()) return std::nullopt;
@@ -98,39 +126,159 @@ std::optional<Job> lock_job(int64_t id) {
   j.failures = std::stoi(*r[12]);
   j.rows_done = std::stoll(*r[13]);
   j.rows_total = std::stoll(*r[14]);
+  j.walk_key = r[15];
+  j.walk_end = r[16];
   return j;
 }
 
-// Quoted names and types of the primary key columns, in key order.
-struct Key {
-  std::vector<std::string> names, types;
+// One primary key column: quoted name, type, and the index's btree
+// operators, schema-qualified.
+struct KeyCol {
+  std::string name, type, lt, le, eq, ge, gt;
 };
-// The primary key of relid (empty: the table has none).
+struct Key {
+  std::vector<KeyCol> cols;
+  std::string signature;  // names, types and operators: what the walk depends on
+};
+
+// The primary key of relid with its index's operators (empty: no key).
 Key primary_key(Oid relid) {
+  auto op = [](int strategy) {
+    return fmt::format(
+        "(SELECT pg_catalog.format('OPERATOR(%I.%s)', n.nspname, o.oprname) "
+        "FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace "
+        "WHERE ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype "
+        "AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = {} AND ao.amoppurpose = 's')",
+        strategy);
+  };
   auto rows = spi::query(
-      "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
-      "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
-      "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::pg_catalog.int2[]) "
-      "WHERE i.indrelid = $1 AND i.indisprimary "
-      "ORDER BY pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum)",
+      fmt::format("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), {}, {}, {}, "
+                  "{}, {} FROM pg_catalog.pg_index i "
+                  "CROSS JOIN LATERAL pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k(pos) "
+                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+                  "AND a.attnum = i.indkey[k.pos] "
+                  "JOIN pg_catalog.pg_opclass oc ON oc.oid = i.indclass[k.pos] "
+                  "WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.pos",
+                  op(BTLessStrategyNumber), op(BTLessEqualStrategyNumber),
+                  op(BTEqualStrategyNumber), op(BTGreaterEqualStrategyNumber),
+                  op(BTGreaterStrategyNumber)),
       {spi::p_oid(relid)});
   Key k;
   for (const auto &r : rows) {
-    k.names.push_back(spi::ident(*r[0]));
-    k.types.push_back(*r[1]);
+    for (size_t i = 2; i < 7; ++i)
+      if (!r[i])
+        throw Permanent(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        fmt::format("zdd: the primary key of {} has no btree operators for "
+                                    "column \"{}\"",
+                                    spi::qualified_relation(relid), *r[0]));
+    k.cols.push_back({spi::ident(*r[0]), *r[1], *r[2], *r[3], *r[4], *r[5], *r[6]});
+    k.signature += fmt::format("{}{} {} {}", k.signature.empty() ? "" : ", ", spi::ident(*r[0]),
+                               *r[1], *r[4]);
   }
   return k;
 }
 
-// Joins "prefix<name>" for each key column with sep.
-std::string key_list(const Key &k, const std::string &prefix, const std::string &suffix = {},
-                     const std::string &sep = ", ") {
-  std::string out;
-  for (size_t i = 0; i < k.names.size(); ++i) {
-    if (i) out += sep;
-    out += prefix + k.names[i] + suffix;
-  }
+// Column references prefix.name for each key column.
+std::vector<std::string> refs(const Key &k, const std::string &prefix) {
+  std::vector<std::string> out;
+  for (const auto &c : k.cols) out.push_back(prefix + c.name);
   return out;
+}
+
+// The key values held by text[] parameter $n, cast back to the key types.
+std::vector<std::string> param_values(const Key &k, int n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < k.cols.size(); ++i)
+    out.push_back(fmt::format("(${}::pg_catalog.text[])[{}]::{}", n, i + 1, k.cols[i].type));
+  return out;
+}
+
+// Joins items with sep.
+std::string join(const std::vector<std::string> &items, const std::string &sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+// (lhs) > (rhs) or, with inclusive = false and less = true, (lhs) <= (rhs):
+// the row comparison spelled out with each column's own operators, led by
+// a bound on the first column that the index scan can use.
+std::string compare(const Key &k, const std::vector<std::string> &lhs,
+                    const std::vector<std::string> &rhs, bool greater) {
+  const size_t n = k.cols.size();
+  const KeyCol &c0 = k.cols[0];
+  if (n == 1) return fmt::format("{} {} {}", lhs[0], greater ? c0.gt : c0.le, rhs[0]);
+  std::vector<std::string> terms;
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<std::string> parts;
+    for (size_t j = 0; j < i; ++j) parts.push_back(fmt::format("{} {} {}", lhs[j], k.cols[j].eq, rhs[j]));
+    parts.push_back(fmt::format("{} {} {}", lhs[i], greater ? k.cols[i].gt : k.cols[i].lt, rhs[i]));
+    terms.push_back("(" + join(parts, " AND ") + ")");
+  }
+  if (!greater) {
+    std::vector<std::string> all;
+    for (size_t j = 0; j < n; ++j) all.push_back(fmt::format("{} {} {}", lhs[j], k.cols[j].eq, rhs[j]));
+    terms.push_back("(" + join(all, " AND ") + ")");
+  }
+  return fmt::format("({} {} {} AND ({}))", lhs[0], greater ? c0.ge : c0.le, rhs[0],
+                     join(terms, " OR "));
+}
+
+// ORDER BY list of the key, ascending or descending, by the key's operators.
+std::string order_by(const Key &k, const std::vector<std::string> &cols, bool desc) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < cols.size(); ++i)
+    parts.push_back(fmt::format("{} USING {}", cols[i], desc ? k.cols[i].gt : k.cols[i].lt));
+  return join(parts, ", ");
+}
+
+// Equality of two key value lists with the key's operators.
+std::string equal(const Key &k, const std::vector<std::string> &a, const std::vector<std::string> &b) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < a.size(); ++i) parts.push_back(fmt::format("{} {} {}", a[i], k.cols[i].eq, b[i]));
+  return "(" + join(parts, " AND ") + ")";
+}
+
+// The key values of text[] column arr, cast back to the key types.
+std::vector<std::string> array_values(const Key &k, const std::string &arr) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < k.cols.size(); ++i)
+    out.push_back(fmt::format("({})[{}]::{}", arr, i + 1, k.cols[i].type));
+  return out;
+}
+
+// ARRAY[col::text, ...] of the key columns.
+std::string text_array(const std::vector<std::string> &cols) {
+  std::vector<std::string> parts;
+  for (const auto &c : cols) parts.push_back(c + "::pg_catalog.text");
+  return "ARRAY[" + join(parts, ", ") + "]";
+}
+
+// Raised when a key's text form does not read back as the same key.
+[[noreturn]] void no_round_trip(const std::string &rel, const std::optional<std::string> &key) {
+  throw Permanent(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  fmt::format("zdd: the primary key of {} does not read back from its text form", rel),
+                  fmt::format("Key {} read back as a different value; the backfill stops rather "
+                              "than skip or repeat rows.",
+                              key.value_or("?")),
+                  "Abort the transition, or give the table a primary key of another type.");
+}
+
+// The greatest key of the table now (the keyset pass's end), or nullopt
+// for an empty table.
+std::optional<std::string> last_key(const Job &j, const Key &k) {
+  const std::string rel = spi::qualified_relation(j.relid);
+  const auto m = refs(k, "zdd_m.");
+  auto rows = spi::query(fmt::format(
+      "SELECT {arr}::pg_catalog.text, {same} FROM (SELECT {cols} FROM ONLY {rel} zdd_t "
+      "ORDER BY {desc} LIMIT 1) zdd_m",
+      fmt::arg("arr", text_array(m)), fmt::arg("same", equal(k, m, array_values(k, text_array(m)))),
+      fmt::arg("cols", join(refs(k, "zdd_t."), ", ")), fmt::arg("rel", rel),
+      fmt::arg("desc", order_by(k, refs(k, "zdd_t."), true))));
+  if (rows.empty()) return std::nullopt;
+  if (!rows[0][1] || *rows[0][1] != "t") no_round_trip(rel, rows[0][0]);
+  return rows[0][0];
 }
 
 // Outcome of one batch walk step.
@@ -139,55 +287,41 @@ struct Step {
   std::optional<std::string> next_cursor;  // nullopt: the pass is finished
 };
 
-// One keyset batch: up to limit rows after the cursor.
+// One keyset batch: up to limit rows after the cursor and up to the pass's
+// end. zdd_b holds the batch's keys (in key order), zdd_l its last key,
+// then one UPDATE over the key range (cursor, last]: a range scan of the
+// primary key index, never a join against the whole table. zdd_b and the
+// UPDATE see the same snapshot, so they cover the same rows.
 Step keyset_batch(const Job &j, const Key &k, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
   const std::string oldc = spi::ident(j.old_column), newc = spi::ident(j.new_column);
-  std::string after, tafter;
-  if (j.cursor) {
-    std::string bounds;
-    for (size_t i = 0; i < k.types.size(); ++i)
-      bounds += fmt::format("{}($1::pg_catalog.text[])[{}]::{}", i ? ", " : "", i + 1, k.types[i]);
-    after = fmt::format("WHERE ({}) > ({})", key_list(k, ""), bounds);
-    tafter = fmt::format("({}) > ({}) AND", key_list(k, "t."), bounds);
-  }
-  // The batch's keys b (at most limit, in key order after the cursor), its
-  // last key l, then one UPDATE over the key range (cursor, l]: a range scan
-  // of the primary key index, never a join against the whole table. b and
-  // the UPDATE see the same snapshot, so they cover the same rows.
-  std::string upto, readback;
-  for (size_t i = 0; i < k.names.size(); ++i) {
-    upto += fmt::format("{}(SELECT {} FROM l)", i ? ", " : "", k.names[i]);
-    readback += fmt::format("{}c.zdd_cursor[{}]::{}", i ? ", " : "", i + 1, k.types[i]);
-  }
+  const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
+  std::vector<std::string> upto;
+  for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
+  const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
   const std::string sql = fmt::format(
-      "WITH b AS MATERIALIZED (SELECT {keys} FROM {rel} {after} ORDER BY {keys} LIMIT $2), "
-      "l AS MATERIALIZED (SELECT {keys} FROM b ORDER BY {desckeys} LIMIT 1), "
-      "u AS (UPDATE {rel} t SET {newc} = t.{oldc} WHERE {tafter} ({tkeys}) <= ({upto}) "
-      "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1), "
-      "c AS (SELECT ARRAY[{textkeys}] AS zdd_cursor FROM l) "
-      "SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM u), "
-      "(SELECT c.zdd_cursor::pg_catalog.text FROM c), "
-      "(SELECT ({lkeys}) IS NOT DISTINCT FROM ({readback}) FROM l, c)",
-      fmt::arg("keys", key_list(k, "")), fmt::arg("rel", rel), fmt::arg("after", after),
-      fmt::arg("newc", newc), fmt::arg("oldc", oldc), fmt::arg("tkeys", key_list(k, "t.")),
-      fmt::arg("tafter", tafter), fmt::arg("upto", upto),
-      fmt::arg("textkeys", key_list(k, "", "::pg_catalog.text")),
-      fmt::arg("desckeys", key_list(k, "", " DESC")), fmt::arg("readback", readback),
-      fmt::arg("lkeys", key_list(k, "l.")));
-  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit)});
+      "WITH zdd_b AS MATERIALIZED (SELECT {tcols} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
+      "ORDER BY {asc} LIMIT $2), "
+      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
+      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {newc} = zdd_t.{oldc} WHERE {after}{upto} "
+      "AND zdd.differs(zdd_t.{newc}, zdd_t.{oldc}) RETURNING 1), "
+      "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
+      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), (SELECT pg_catalog.count(*) FROM zdd_u), "
+      "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
+      "(SELECT {same} FROM zdd_l, zdd_c)",
+      fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
+      fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
+      fmt::arg("asc", order_by(k, t, false)),
+      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("newc", newc),
+      fmt::arg("oldc", oldc), fmt::arg("upto", compare(k, t, upto, false)),
+      fmt::arg("larr", text_array(l)),
+      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))));
+  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end)});
   Step s;
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
   if (s.visited > 0) {
-    if (!rows[0][3] || *rows[0][3] != "t")
-      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                  fmt::format("zdd: the primary key of {} does not read back from its text form",
-                              rel),
-                  fmt::format("Key {} read back as a different value; the backfill stops rather "
-                              "than skip or repeat rows.",
-                              rows[0][2].value_or("?")),
-                  "Abort the transition, or give the table a primary key of another type.");
+    if (!rows[0][3] || *rows[0][3] != "t") no_round_trip(rel, rows[0][2]);
     s.next_cursor = rows[0][2];
   }
   return s;
@@ -220,9 +354,9 @@ Step ctid_batch(const Job &j, int limit) {
   const std::string lo = fmt::format("({},0)", page), hi = fmt::format("({},0)", end);
   const std::string range = "t.ctid >= $1::pg_catalog.tid AND t.ctid < $2::pg_catalog.tid";
   auto rows = spi::query(
-      fmt::format("WITH u AS (UPDATE {rel} t SET {newc} = t.{oldc} WHERE {range} "
+      fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {newc} = t.{oldc} WHERE {range} "
                   "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1) "
-                  "SELECT (SELECT pg_catalog.count(*) FROM {rel} t WHERE {range}), "
+                  "SELECT (SELECT pg_catalog.count(*) FROM ONLY {rel} t WHERE {range}), "
                   "(SELECT pg_catalog.count(*) FROM u)",
                   fmt::arg("rel", rel), fmt::arg("newc", newc), fmt::arg("oldc", oldc),
                   fmt::arg("range", range)),
@@ -233,29 +367,69 @@ Step ctid_batch(const Job &j, int limit) {
   return s;
 }
 
-// Runs the batch statement with the table's triggers off, a short
-// lock_timeout and the cursor's output settings pinned (see the file
-// comment); restores them all afterwards.
-Step run_walk_step(const Job &j, int limit) {
+// Refuses to walk a table that rules or inheritance children would make
+// the walk miss or redirect (begin refuses them; this catches later DDL).
+void check_walkable(const Job &j) {
+  auto rows = spi::query(
+      "SELECT c.relhasrules, EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1",
+      {spi::p_oid(j.relid)});
+  if (rows.empty()) throw Permanent(ERRCODE_UNDEFINED_TABLE, "zdd: the table no longer exists");
+  if (*rows[0][0] == "t" || *rows[0][1] == "t")
+    throw Permanent(ERRCODE_FEATURE_NOT_SUPPORTED,
+                    fmt::format("zdd: {} now has {}; the backfill cannot cover it",
+                                spi::qualified_relation(j.relid),
+                                *rows[0][0] == "t" ? "rules" : "inheritance children"),
+                    {}, "Abort the transition, or remove them and call zdd.resume(id).");
+}
+
+// Runs one step of the pass: the walk's strategy is fixed when the pass
+// starts (recorded with the end of the walk in the catalog row, in this
+// batch's transaction) and checked at every batch. The statement runs as
+// the table's owner in a security-restricted operation, with the table's
+// user triggers quiet and a short lock_timeout.
+Step run_walk_step(Job &j, int limit) {
+  check_walkable(j);
+  const Key k = primary_key(j.relid);
+  if (!j.walk_key) {
+    std::optional<std::string> end;
+    if (!k.cols.empty()) {
+      end = catalog::as_role(catalog::table_owner(j.relid), [&] { return last_key(j, k); });
+      if (!end) {
+        j.walk_key = k.signature;
+        return Step{};  // an empty table: nothing to walk
+      }
+    }
+    std::vector<std::string> names;
+    for (const auto &c : k.cols) names.push_back(c.name);
+    catalog::execute(
+        "UPDATE zdd.transition SET walk_key = $2, walk_end = $3::pg_catalog.text[], "
+        "key_columns = $4::pg_catalog.name[] WHERE id = $1",
+        {spi::p_int8(j.id), spi::p_text(k.signature), spi::p_text(end),
+         spi::p_text(k.cols.empty() ? std::optional<std::string>() : "{" + join(names, ",") + "}")});
+    j.walk_key = k.signature;
+    j.walk_end = end;
+  } else if (!j.walk_key->empty() && *j.walk_key != k.signature) {
+    throw Permanent(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    fmt::format("zdd: the primary key of {} changed during the {} pass",
+                                spi::qualified_relation(j.relid), j.pass),
+                    fmt::format("The walk started on ({}), the table now has ({}).", *j.walk_key,
+                                k.signature.empty() ? "no primary key" : k.signature),
+                    "zdd.resume(id) starts this pass again from the top with the table's "
+                    "current key; or zdd.abort(id).",
+                    true);
+  }
   const std::string timeout = std::to_string(settings::lock_timeout_ms);
   int level = pg_call([&] {
     int l = NewGUCNestLevel();
-    (void)set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION,
-                            GUC_ACTION_SAVE, true, 0, false);
     (void)set_config_option("lock_timeout", timeout.c_str(), PGC_USERSET, PGC_S_SESSION,
                             GUC_ACTION_SAVE, true, 0, false);
-    // The cursor's text form: the same settings for every batch (file comment).
-    static const char *const pinned[][2] = {{"extra_float_digits", "3"},
-                                            {"DateStyle", "ISO, MDY"},
-                                            {"IntervalStyle", "postgres"},
-                                            {"lc_monetary", "C"}};
-    for (const auto &p : pinned)
-      (void)set_config_option(p[0], p[1], PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                              false);
     return l;
   });
-  const Key k = primary_key(j.relid);
-  Step s = k.names.empty() ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
+  quiet_triggers::Scope quiet(j.relid);
+  Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
+    return j.walk_key->empty() ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
+  });
   pg_call([&] { AtEOXact_GUC(true, level); });
   return s;
 }
@@ -274,32 +448,63 @@ long failure_backoff_ms(int n) {
   return long(base * (0.5 + pg_prng_double(&pg_global_prng_state)));
 }
 
-// Records a failed batch in its own transaction: last_error, failures + 1,
-// and state 'failed' (with a history line) once failures reach the limit
-// or at once for a permanent error.
-void record_failure(int64_t id, const Error &e, bool permanent) {
+// Errors a later batch will likely not meet again: a lock wait that timed
+// out, a cancel, a serialization failure or deadlock. They back off and
+// retry without counting toward zdd.max_batch_failures.
+bool transient(int sqlstate) {
+  return sqlstate == ERRCODE_LOCK_NOT_AVAILABLE || sqlstate == ERRCODE_QUERY_CANCELED ||
+         sqlstate == ERRCODE_T_R_SERIALIZATION_FAILURE || sqlstate == ERRCODE_T_R_DEADLOCK_DETECTED;
+}
+
+// Records a failed batch in its own transaction: last_error, the time of
+// the next try (other transitions go first meanwhile), failures + 1 unless
+// transient, and state 'failed' (with a history line) once failures reach
+// the limit or at once for a permanent error. Returns the backoff.
+long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass) {
   std::string msg = e.message;
   if (!e.detail.empty()) msg += " (" + e.detail + ")";
+  const bool counts = !transient(e.sqlstate);
+  long backoff = 0;
   in_own_transaction([&] {
+    auto cur = catalog::query("SELECT failures FROM zdd.transition WHERE id = $1", {spi::p_int8(id)});
+    const int failures = cur.empty() ? 0 : std::stoi(*cur[0][0]) + (counts ? 1 : 0);
+    backoff = failure_backoff_ms(std::max(failures, 1));
     auto rows = catalog::query(
-        "UPDATE zdd.transition SET failures = failures + 1, last_error = $2, "
-        "updated_at = pg_catalog.now(), backfill_state = CASE WHEN failures + 1 >= $3 "
-        "THEN 'failed' ELSE backfill_state END "
+        "UPDATE zdd.transition SET failures = failures + $5::int, last_error = $2, "
+        "updated_at = pg_catalog.now(), last_batch_at = pg_catalog.clock_timestamp(), "
+        "next_try_at = pg_catalog.clock_timestamp() + $6 * interval '1 ms', "
+        "backfill_state = CASE WHEN failures + $5::int >= $3 THEN 'failed' ELSE backfill_state END, "
+        "cursor = CASE WHEN $4 THEN NULL ELSE cursor END, "
+        "walk_key = CASE WHEN $4 THEN NULL ELSE walk_key END, "
+        "walk_end = CASE WHEN $4 THEN NULL ELSE walk_end END, "
+        "rows_done = CASE WHEN $4 AND pass = 'backfill' THEN 0 ELSE rows_done END, "
+        "rows_verified = CASE WHEN $4 AND pass = 'verify' THEN 0 ELSE rows_verified END "
         "WHERE id = $1 AND phase = 'backfilling' AND backfill_state = 'running' "
         "RETURNING backfill_state",
-        {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures)});
+        {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures),
+         spi::p_bool(reset_pass), spi::p_int4(counts || permanent ? 1 : 0),
+         spi::p_int8(backoff)});
     if (!rows.empty() && *rows[0][0] == "failed")
       catalog::add_history(id, "backfill", std::string("running"), "failed", msg);
   });
+  return backoff;
 }
 
-// The runnable backfill of role whose last batch is oldest, if any.
-std::optional<int64_t> pick(Oid role) {
-  auto rows = spi::query(
-      "SELECT id FROM zdd.transition WHERE phase = 'backfilling' AND backfill_state = 'running' "
-      "AND started_by::pg_catalog.oid = $1 ORDER BY last_batch_at NULLS FIRST, id LIMIT 1",
+// The runnable backfill of role whose last batch is oldest, if any; when
+// all of them are backing off after a failure, how long until the first
+// may try again (wait_ms).
+std::optional<int64_t> pick(Oid role, long &wait_ms) {
+  auto rows = catalog::query(
+      "SELECT id, GREATEST(0, extract(epoch FROM next_try_at - pg_catalog.clock_timestamp()) "
+      "  * 1000)::bigint FROM zdd.transition WHERE phase = 'backfilling' "
+      "AND backfill_state = 'running' AND started_by::pg_catalog.oid = $1 "
+      "ORDER BY next_try_at > pg_catalog.clock_timestamp() NULLS FIRST, last_batch_at NULLS FIRST, id "
+      "LIMIT 1",
       {spi::p_oid(role)});
+  wait_ms = 0;
   if (rows.empty()) return std::nullopt;
+  wait_ms = std::stol(*rows[0][1]);
+  if (wait_ms > 0) return std::nullopt;
   return std::stoll(*rows[0][0]);
 }
 
@@ -330,9 +535,9 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
   Job &j = *found;
   const bool owner = pg_call([&] { return pg_class_ownercheck(j.relid, GetUserId()); });
   if (!owner)
-    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-                fmt::format("zdd: role running the backfill no longer owns table {}",
-                            spi::qualified_relation(j.relid)));
+    throw Permanent(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    fmt::format("zdd: role running the backfill no longer owns table {}",
+                                spi::qualified_relation(j.relid)));
   if (j.pass == "twins") {
     twins_next = true;
     return 0;
@@ -352,7 +557,8 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
     // Pass finished: backfill → verify → twins.
     const std::string next = verify ? "twins" : "verify";
     catalog::execute(
-        "UPDATE zdd.transition SET pass = $2, cursor = NULL, updated_at = pg_catalog.now(), "
+        "UPDATE zdd.transition SET pass = $2, cursor = NULL, walk_key = NULL, walk_end = NULL, "
+        "updated_at = pg_catalog.now(), next_try_at = NULL, "
         "rows_total = CASE WHEN $2 = 'verify' THEN rows_done ELSE rows_total END, "
         "failures = 0, last_error = NULL WHERE id = $1",
         {spi::p_int8(id), spi::p_text(next)});
@@ -373,7 +579,7 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
       "    extract(epoch FROM pg_catalog.clock_timestamp() - last_batch_at)::float8)) "
       "  + 0.3 * $3 / GREATEST(0.001, "
       "    extract(epoch FROM pg_catalog.clock_timestamp() - last_batch_at)::float8) END, "
-      "batches = batches + 1, last_batch_at = pg_catalog.clock_timestamp(), "
+      "batches = batches + 1, last_batch_at = pg_catalog.clock_timestamp(), next_try_at = NULL, "
       "updated_at = pg_catalog.now(), failures = 0, last_error = NULL, worker_pid = $5, "
       "batch_size_now = CASE WHEN target_batch_ms > 0 THEN $6 END WHERE id = $1",
       {spi::p_int8(id), spi::p_text(s.next_cursor), spi::p_int8(s.visited), spi::p_int8(s.written),
@@ -384,23 +590,39 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
   return sleep;
 }
 
+// The exception being handled, as a zdd::Error (a std::exception from a
+// library call becomes an internal error: it must not end the worker).
+Error current_error() {
+  try {
+    throw;
+  } catch (const Error &e) {
+    return e;
+  } catch (const std::exception &e) {
+    return Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: internal error: {}", e.what()));
+  } catch (...) {
+    return Error(ERRCODE_INTERNAL_ERROR, "zdd: unknown internal error");
+  }
+}
+
 }  // namespace
 
 std::string twins_activity(int64_t id) { return fmt::format("zdd backfill: building twins of transition {}", id); }
 
 // See backfill.hpp: picks, runs and records one batch (or the twins).
+// Every error is recorded against the transition it came from and the
+// worker goes on; only an unreadable catalog is thrown to the caller.
 long run_next_batch(Oid role) {
   std::optional<int64_t> id;
-  long sleep = 0;
+  long sleep = 0, wait_ms = 0;
   bool twins_next = false;
   try {
     in_own_transaction([&] {
-      id = pick(role);
+      id = pick(role, wait_ms);
       if (id) sleep = batch_in_transaction(*id, twins_next);
     });
     if (!id) {
       pg_call([] { pgstat_report_activity(STATE_IDLE, nullptr); });
-      return -1;
+      return wait_ms > 0 ? std::min(wait_ms, 1000L) : -1;
     }
     if (twins_next) {
       const std::string what = twins_activity(*id);
@@ -417,19 +639,24 @@ long run_next_batch(Oid role) {
       pgstat_report_activity(STATE_IDLE, nullptr);
     });
     return sleep;
-  } catch (const Error &e) {
+  } catch (...) {
+    const Error e = current_error();
+    // Retrying cannot help: zdd said so, the role lost its rights (or a
+    // row-level security policy would filter the walk), or a key type does
+    // not fit the walk.
+    bool permanent = e.sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+                     e.sqlstate == ERRCODE_FEATURE_NOT_SUPPORTED;
+    bool reset = false;
+    try {
+      throw;
+    } catch (const Permanent &pe) {
+      permanent = true;
+      reset = pe.reset_pass;
+    } catch (...) {
+    }
     pg_call([] { AbortCurrentTransaction(); });
-    if (!id) throw;  // the catalog itself is unreadable: let the worker end
-    // Retrying cannot help: the role lost the table, or its key does not round trip.
-    const bool permanent = e.sqlstate == ERRCODE_INSUFFICIENT_PRIVILEGE ||
-                           e.sqlstate == ERRCODE_FEATURE_NOT_SUPPORTED;
-    record_failure(*id, e, permanent);
-    int failures = 0;
-    in_own_transaction([&] {
-      auto rows = spi::query("SELECT failures FROM zdd.transition WHERE id = $1", {spi::p_int8(*id)});
-      if (!rows.empty()) failures = std::stoi(*rows[0][0]);
-    });
-    return failure_backoff_ms(failures);
+    if (!id) throw;  // the catalog itself is unreadable: the worker loop logs it
+    return record_failure(*id, e, permanent, reset);
   }
 }
 

@@ -3,26 +3,76 @@
 
 extern "C" {
 #include "utils/syscache.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 }
 
 namespace zdd::catalog {
 
-// Owner of schema zdd: the role the extension was created by.
+namespace {
+// The extension's schema and owner as pg_extension records them (cached per
+// backend; looked up again when schema "zdd" is no longer that schema).
+Oid ext_schema = InvalidOid, ext_owner = InvalidOid;
+}  // namespace
+
+// Owner of the extension, after checking that the schema called "zdd" is
+// the extension's own schema and belongs to the extension's owner: zdd
+// never acts on a look-alike schema someone else created or renamed into
+// place (the install script refuses a pre-created schema of another role).
 Oid owner() {
   return pg_call([] {
-    Oid nsp = get_namespace_oid("zdd", false);
-    HeapTuple tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+    const Oid byname = get_namespace_oid("zdd", true);
+    if (!OidIsValid(byname) || byname != ext_schema) {
+      ext_schema = ext_owner = InvalidOid;
+      Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+      ScanKeyData key;
+      ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+                  CStringGetDatum("zdd"));
+      SysScanDesc scan = systable_beginscan(rel, ExtensionNameIndexId, true, nullptr, 1, &key);
+      HeapTuple tup = systable_getnext(scan);
+      if (HeapTupleIsValid(tup)) {
+        ext_schema = ((Form_pg_extension)GETSTRUCT(tup))->extnamespace;
+        ext_owner = ((Form_pg_extension)GETSTRUCT(tup))->extowner;
+      }
+      systable_endscan(scan);
+      table_close(rel, AccessShareLock);
+    }
+    if (!OidIsValid(byname) || byname != ext_schema || !OidIsValid(ext_owner))
+      ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                      errmsg("zdd: schema \"zdd\" is not the zdd extension's schema"),
+                      errhint("The extension is missing, or its schema was replaced; "
+                              "DROP EXTENSION zdd and CREATE EXTENSION zdd again.")));
+    HeapTuple tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(byname));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "zdd: cache lookup failed for schema zdd");
-    Oid o = ((Form_pg_namespace)GETSTRUCT(tup))->nspowner;
+    const Oid nspowner = ((Form_pg_namespace)GETSTRUCT(tup))->nspowner;
+    ReleaseSysCache(tup);
+    if (nspowner != ext_owner)
+      ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                      errmsg("zdd: schema \"zdd\" does not belong to the extension's owner"),
+                      errhint("DROP EXTENSION zdd and CREATE EXTENSION zdd again.")));
+    return ext_owner;
+  });
+}
+
+Oid table_owner(Oid relid) {
+  return pg_call([&] {
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                      errmsg("relation with OID %u does not exist", relid)));
+    Oid o = ((Form_pg_class)GETSTRUCT(tup))->relowner;
     ReleaseSysCache(tup);
     return o;
   });
 }
 
-UserSwitch switch_to_owner() {
+UserSwitch switch_to(Oid o) {
   UserSwitch s{};
-  Oid o = owner();
   pg_call([&] {
     GetUserIdAndSecContext(&s.saved_user, &s.saved_sec);
     SetUserIdAndSecContext(

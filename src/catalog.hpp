@@ -26,6 +26,16 @@ template <typename F>
 auto as_owner(F &&f) -> decltype(f());
 Oid owner();
 
+// Runs f as role, in a security-restricted operation (as PostgreSQL's own
+// maintenance commands do: VACUUM, ANALYZE, CREATE INDEX run the table
+// owner's code as the table owner). Restores the caller's user whether f
+// returns or throws.
+template <typename F>
+auto as_role(Oid role, F &&f) -> decltype(f());
+
+// The owner of relation relid.
+Oid table_owner(Oid relid);
+
 // Loads transition id, locking its row FOR UPDATE when lock is set.
 // Throws 42704 (undefined_object) for an unknown id.
 Transition load(int64_t id, bool lock);
@@ -71,12 +81,17 @@ struct UserSwitch {
   Oid saved_user;
   int saved_sec;
 };
-UserSwitch switch_to_owner();
+UserSwitch switch_to(Oid role);
 void restore_user(const UserSwitch &s);
 
 template <typename F>
 auto as_owner(F &&f) -> decltype(f()) {
-  UserSwitch s = switch_to_owner();
+  return as_role(owner(), std::forward<F>(f));
+}
+
+template <typename F>
+auto as_role(Oid role, F &&f) -> decltype(f()) {
+  UserSwitch s = switch_to(role);
   try {
     if constexpr (std::is_void_v<decltype(f())>) {
       f();

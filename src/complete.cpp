@@ -4,9 +4,13 @@
 // old column (2BP01, listing them — never CASCADE); take the ACCESS
 // EXCLUSIVE lock under zdd.lock_timeout with retries (55P03 and nothing
 // changed when it can't be had); move the old column's default to the new
-// one; drop the sync trigger and the old column (RESTRICT); re-create the
-// primary key / unique constraints the old column carried on their twin
-// indexes (ADD CONSTRAINT ... USING INDEX, no scan); record 'completed'.
+// one; drop the sync trigger and the old column (RESTRICT); give every twin
+// its original's name and role: primary key / unique constraints on their
+// twin indexes (ADD CONSTRAINT ... USING INDEX, no scan), other indexes and
+// CHECK / foreign key constraints renamed, the replica identity index set
+// again; record 'completed'. Under the lock, dependents and twins are read
+// again: a twin missing for anything added since the twins pass refuses
+// (55000; zdd.resume(id) builds it), never a silent loss.
 #include "backfill.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
@@ -15,6 +19,7 @@
 #include "twins.hpp"
 
 extern "C" {
+#include "storage/lmgr.h"
 #include "storage/lockdefs.h"
 }
 
@@ -43,6 +48,79 @@ std::vector<std::string> dependents(Oid relid, int att) {
   return out;
 }
 
+// Raises 2BP01 when objects outside the table depend on the old column.
+void refuse_dependents(const catalog::Transition &t, int old_att) {
+  const auto deps = dependents(t.relid, old_att);
+  if (deps.empty()) return;
+  std::string list;
+  for (const auto &d : deps) list += (list.empty() ? "" : "; ") + d;
+  throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+              fmt::format("zdd: cannot complete transition {}: other objects depend on column \"{}\"",
+                          t.id, t.old_column),
+              list, fmt::format("Recreate them on \"{}\" first (zdd never drops them with CASCADE).",
+                                t.new_column));
+}
+
+// The contract, under the table's ACCESS EXCLUSIVE lock (taken with the
+// lock retry policy, like every other lock the steps below take: dropping
+// the old column's foreign keys locks the referenced tables too). Nothing
+// decided earlier is trusted: dependents and twins are read again here.
+void contract(const catalog::Transition &t) {
+  const std::string rel = spi::qualified_relation(t.relid);
+  pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
+  table::check_walkable(t.relid);  // children or rules added since begin
+  const int old_att = pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); });
+  refuse_dependents(t, old_att);
+  const std::vector<twins::Item> items = twins::plan(t.relid, t.old_column, t.new_column);
+  std::string missing;
+  for (const auto &it : items)
+    if (!OidIsValid(it.twin)) missing += (missing.empty() ? "" : "; ") + it.describe;
+  if (!missing.empty())
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                fmt::format("zdd: cannot complete transition {}: the new column \"{}\" lacks twins",
+                            t.id, t.new_column),
+                fmt::format("Not yet rebuilt on \"{}\": {}.", t.new_column, missing),
+                "They were added after the twins pass. zdd.resume(id) builds them without "
+                "blocking writes; then complete again.");
+  auto def = spi::query(
+      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+      "WHERE d.adrelid = $1 AND d.adnum = $2",
+      {spi::p_oid(t.relid), spi::p_int4(old_att)});
+  const std::string newc = spi::ident(t.new_column);
+  if (!def.empty() && def[0][0])
+    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def[0][0]));
+  spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
+  // The originals' constraints first: a self-referencing foreign key that
+  // references the old column would make DROP COLUMN ... RESTRICT refuse.
+  for (const auto &it : items)
+    if (it.kind == 'c' || it.kind == 'f')
+      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT", rel, spi::ident(it.name)));
+  spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
+  // Every twin takes its original's name (freed by the drop) and role.
+  const std::string schema = spi::ident(pg_call([&] {
+    return std::string(get_namespace_name(get_rel_namespace(t.relid)));
+  }));
+  for (const auto &it : items) {
+    if (it.kind == 'i' && (it.contype == 'p' || it.contype == 'u')) {
+      spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}{}", rel,
+                               spi::ident(it.name), it.contype == 'p' ? "PRIMARY KEY" : "UNIQUE",
+                               spi::ident(it.twin_name),
+                               it.deferrable ? (it.deferred ? " DEFERRABLE INITIALLY DEFERRED"
+                                                            : " DEFERRABLE")
+                                             : ""));
+    } else if (it.kind == 'i') {
+      spi::execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", schema, spi::ident(it.twin_name),
+                               spi::ident(it.name)));
+    } else if (it.kind == 'c' || it.kind == 'f') {
+      spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME CONSTRAINT {} TO {}", rel,
+                               spi::ident(it.twin_name), spi::ident(it.name)));
+    }
+    if (it.kind == 'i' && it.replica_identity)
+      spi::execute(fmt::format("ALTER TABLE ONLY {} REPLICA IDENTITY USING INDEX {}", rel,
+                               spi::ident(it.name)));
+  }
+}
+
 // zdd.complete(): see the file comment.
 Datum complete(FunctionCallInfo fcinfo) {
   const int64_t id = PG_GETARG_INT64(0);
@@ -58,52 +136,9 @@ Datum complete(FunctionCallInfo fcinfo) {
                     : "");
   if (!t.table_exists)
     throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: the table of transition {} no longer exists", id));
-  const std::string rel = spi::qualified_relation(t.relid);
-  const int old_att = pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); });
-
-  const auto deps = dependents(t.relid, old_att);
-  if (!deps.empty()) {
-    std::string list;
-    for (const auto &d : deps) list += (list.empty() ? "" : "; ") + d;
-    throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                fmt::format("zdd: cannot complete transition {}: other objects depend on column \"{}\"",
-                            id, t.old_column),
-                list, fmt::format("Recreate them on \"{}\" first (zdd never drops them with CASCADE).",
-                                  t.new_column));
-  }
-
-  // Constraints backed by indexes on the old column, to re-create on twins.
-  auto keys = spi::query(
-      "SELECT co.conname, co.contype, ci.relname FROM pg_catalog.pg_constraint co "
-      "JOIN pg_catalog.pg_class ci ON ci.oid = co.conindid "
-      "WHERE co.conrelid = $1 AND co.contype IN ('p', 'u') AND $2 = ANY (co.conkey) ORDER BY 1",
-      {spi::p_oid(t.relid), spi::p_int4(old_att)});
-  auto def = spi::query(
-      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
-      "WHERE d.adrelid = $1 AND d.adnum = $2",
-      {spi::p_oid(t.relid), spi::p_int4(old_att)});
-
-  ddl::lock_table(t.relid, AccessExclusiveLock, "complete");
-  const std::string newc = spi::ident(t.new_column);
-  if (!def.empty() && def[0][0])
-    spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def[0][0]));
-  spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
-  spi::execute(fmt::format("ALTER TABLE {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
-  for (const auto &k : keys) {
-    const std::string twin = twins::twin_name(*k[2], t.old_column, t.new_column);
-    auto exists = spi::query(
-        "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = $1 AND c.relname = $2 AND i.indisvalid",
-        {spi::p_oid(t.relid), spi::p_text(twin)});
-    if (exists.empty())
-      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                  fmt::format("zdd: cannot complete transition {}: the twin index \"{}\" of "
-                              "constraint \"{}\" is missing or invalid", id, twin, *k[0]),
-                  {}, "Its build failed; see zdd.status.last_error and call zdd.resume(id).");
-    spi::execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}", rel,
-                             spi::ident(*k[0]), *k[1] == "p" ? "PRIMARY KEY" : "UNIQUE",
-                             spi::ident(twin)));
-  }
+  // Dependents first without the lock: a refusal never queues a lock.
+  refuse_dependents(t, pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); }));
+  ddl::with_lock_retry("complete", [&] { contract(t); });
   backfill::request_stop(t);
   catalog::set_phase(t, "completed", "complete");
   PG_RETURN_VOID();

@@ -32,19 +32,32 @@ void build_args(const std::vector<Param> &params, Oid *types, Datum *values, cha
   }
 }
 
-// Runs one statement under search_path = pg_catalog, pg_temp.
+// Runs one statement under search_path = pg_catalog, pg_temp. The
+// parameter arrays and values live in a context of their own, deleted
+// once the statement ran (callers may loop for a long time).
 int run(const std::string &sql, const std::vector<Param> &params, long limit) {
   const size_t n = params.size();
   Oid *types = nullptr;
   Datum *values = nullptr;
   char *nulls = nullptr;
+  MemoryContext caller = CurrentMemoryContext;
+  MemoryContext args = nullptr;
   if (n > 0) {
-    pg_call([&] {
+    args = pg_call([&] {
+      MemoryContext c = AllocSetContextCreate(caller, "zdd spi args", ALLOCSET_SMALL_SIZES);
+      MemoryContextSwitchTo(c);
       types = static_cast<Oid *>(palloc(n * sizeof(Oid)));
       values = static_cast<Datum *>(palloc(n * sizeof(Datum)));
       nulls = static_cast<char *>(palloc(n * sizeof(char)));
+      return c;
     });
-    build_args(params, types, values, nulls);
+    try {
+      build_args(params, types, values, nulls);
+    } catch (...) {
+      MemoryContextSwitchTo(caller);
+      throw;
+    }
+    MemoryContextSwitchTo(caller);
   }
   const char *text = sql.c_str();
   int nestlevel = pg_call([] {
@@ -56,7 +69,10 @@ int run(const std::string &sql, const std::vector<Param> &params, long limit) {
   int rc = pg_call([&] {
     return SPI_execute_with_args(text, (int)n, types, values, nulls, false, limit);
   });
-  pg_call([&] { AtEOXact_GUC(true, nestlevel); });
+  pg_call([&] {
+    AtEOXact_GUC(true, nestlevel);
+    if (args != nullptr) MemoryContextDelete(args);
+  });
   if (rc < 0)
     throw Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: SPI failed ({}) running: {}",
                                                     SPI_result_code_string(rc), sql));
@@ -84,12 +100,17 @@ std::vector<Row> query(const std::string &sql, const std::vector<Param> &params)
     }
     rows.push_back(std::move(row));
   }
+  // Copied out: free SPI's copy now, not at SPI_finish (a long-running
+  // caller such as CALL zdd.wait would grow by every poll's rows).
+  pg_call([&] { SPI_freetuptable(tt); });
   return rows;
 }
 
 uint64_t execute(const std::string &sql, const std::vector<Param> &params) {
   run(sql, params, 0);
-  return SPI_processed;
+  const uint64_t n = SPI_processed;
+  if (SPI_tuptable != nullptr) pg_call([] { SPI_freetuptable(SPI_tuptable); });
+  return n;
 }
 
 Connection::Connection(bool nonatomic) {

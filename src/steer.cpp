@@ -45,6 +45,16 @@ Datum pause(FunctionCallInfo fcinfo) {
 Datum resume(FunctionCallInfo fcinfo) {
   spi::Connection spi;
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
+  if (t.phase == "backfilled") {
+    // Twins for what was added to the old column since the twins pass
+    // (complete refuses until they exist): run that pass again.
+    catalog::execute("UPDATE zdd.transition SET pass = 'twins', next_try_at = NULL WHERE id = $1",
+                     {spi::p_int8(t.id)});
+    catalog::set_phase(t, "backfilling", "resume: build missing twins");
+    t.phase = "backfilling";
+    backfill::request_start(t);
+    PG_RETURN_VOID();
+  }
   const bool startable =
       (t.phase == "expanded" && t.backfill_state == "pending") ||
       (t.phase == "backfilling" &&
@@ -113,9 +123,14 @@ Datum wait(FunctionCallInfo fcinfo) {
                       castNode(CallContext, fcinfo->context)->atomic;
   if (atomic)
     throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                "zdd: CALL zdd.wait() outside a transaction block",
+                "zdd: CALL zdd.wait() cannot run inside a transaction block",
                 "It commits between polls, so that it holds no snapshot the backfill's "
-                "concurrent index builds would have to wait for.");
+                "concurrent index builds would have to wait for.",
+                "Call it on its own (autocommit), e.g. from a migration that runs outside a "
+                "transaction (see the README's recipes for migration tools).");
+  // The result row must outlive SPI_finish (the Connection's destructor runs
+  // after the return value is built): build it in the caller's context.
+  MemoryContext caller = CurrentMemoryContext;
   spi::Connection spi(true);
   const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
   int stalled_polls = 0;
@@ -124,11 +139,13 @@ Datum wait(FunctionCallInfo fcinfo) {
     if (t.phase == "backfilled" || t.phase == "completed") {
       TupleDesc desc;
       pg_call([&] {
+        MemoryContextSwitchTo(caller);
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
           elog(ERROR, "zdd.wait: return type must be a row type");
       });
       std::string phase = t.phase;
       return pg_call([&] {
+        MemoryContextSwitchTo(caller);
         Datum v = CStringGetTextDatum(phase.c_str());
         bool isnull = false;
         desc = BlessTupleDesc(desc);

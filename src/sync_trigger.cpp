@@ -41,6 +41,7 @@ struct Entry {
   bool typbyval;
   bool has_default;  // old column has a constant default
   bool default_null;
+  bool default_byval;  // how default_value was copied (the column's type may change)
   Datum default_value;
 };
 
@@ -94,7 +95,7 @@ void build(Entry *e, TriggerData *td) {
 
   // The old column's default, if it is a constant: an INSERT that leaves
   // the old column at it counts as "old not given" (SPEC 4).
-  if (e->has_default && !e->typbyval && !e->default_null)
+  if (e->has_default && !e->default_byval && !e->default_null)
     pfree(DatumGetPointer(e->default_value));
   e->has_default = false;
   Node *def = build_column_default(rel, e->old_att);
@@ -105,6 +106,7 @@ void build(Entry *e, TriggerData *td) {
       MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
       e->has_default = true;
       e->default_null = c->constisnull;
+      e->default_byval = e->typbyval;
       e->default_value = c->constisnull ? (Datum)0 : datumCopy(c->constvalue, e->typbyval, e->typlen);
       MemoryContextSwitchTo(old);
     }
@@ -188,14 +190,6 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
   Datum ov = slot_getattr(slot, e->old_att, &onull);
   Datum nv = slot_getattr(slot, e->new_att, &nnull);
 
-  switch (settings::side) {
-    case settings::SideOld:
-      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->new_att, ov, onull);
-    case settings::SideNew:
-      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->old_att, nv, nnull);
-    default:
-      break;
-  }
   if (nnull) return onull ? tuple : set_column(td, tuple, e->new_att, ov, onull);
   const bool old_given =
       !onull && !(e->has_default && same(e, ov, onull, e->default_value, e->default_null));
@@ -204,6 +198,9 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
     return set_column(td, tuple, e->old_att, nv, nnull);
   }
   if (same(e, ov, onull, nv, nnull)) return tuple;
+  // Both given and different: a declared side settles it, else a conflict.
+  if (settings::side == settings::SideOld) return set_column(td, tuple, e->new_att, ov, onull);
+  if (settings::side == settings::SideNew) return set_column(td, tuple, e->old_att, nv, nnull);
   conflict(e, td, "the INSERT gives both columns", ov, onull, nv, nnull);
 }
 
@@ -216,15 +213,6 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
   bool onull, nnull, ponull, pnnull;
   Datum ov = slot_getattr(after, e->old_att, &onull);
   Datum nv = slot_getattr(after, e->new_att, &nnull);
-
-  switch (settings::side) {
-    case settings::SideOld:
-      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->new_att, ov, onull);
-    case settings::SideNew:
-      return same(e, ov, onull, nv, nnull) ? tuple : set_column(td, tuple, e->old_att, nv, nnull);
-    default:
-      break;
-  }
 
   // In step already (the common case: the statement touched other columns,
   // or wrote both alike): nothing to decide, and the old row is not read.
@@ -243,6 +231,12 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
     old_wrote = !same(e, pov, ponull, ov, onull);
     new_wrote = !same(e, pnv, pnnull, nv, nnull);
   }
+  // Both sides wrote, differently: a declared side settles it (zdd.side
+  // only ever picks between two writes; it never invents one).
+  if (old_wrote && new_wrote && settings::side == settings::SideOld)
+    return set_column(td, tuple, e->new_att, ov, onull);
+  if (old_wrote && new_wrote && settings::side == settings::SideNew)
+    return set_column(td, tuple, e->old_att, nv, nnull);
   if (old_wrote && new_wrote)
     conflict(e, td,
              old_named && new_named ? "the UPDATE's SET list changes both columns"

@@ -51,6 +51,46 @@ void check_table(Oid relid) {
                     "complete or abort a transition on it.");
 }
 
+void check_walkable(Oid relid) {
+  const std::string name = relname(relid);
+  auto rows = spi::query(
+      "SELECT c.relpersistence, c.relhasrules, c.relrowsecurity AND c.relforcerowsecurity, "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid), "
+      "r.rolsuper OR r.rolbypassrls "
+      "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner WHERE c.oid = $1",
+      {spi::p_oid(relid)});
+  if (rows.empty()) throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: {} does not exist", name));
+  const spi::Row &r = rows[0];
+  if (*r[0] == "t")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, fmt::format("zdd: {} is a temporary table", name),
+                "The backfill worker runs in another session, which cannot see it.",
+                "Use ALTER TABLE ... RENAME COLUMN: a temporary table has no other sessions' traffic.");
+  if (*r[1] == "t")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, fmt::format("zdd: {} has rules", name),
+                "A rule can rewrite the backfill's UPDATE into other statements.",
+                "Drop the table's rules for the transition, or rename by hand.");
+  if (*r[3] == "t")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: {} has inheritance children", name),
+                "Their rows share the column, but the sync trigger and the backfill would see "
+                "the parent's rows only; complete would then drop the children's only copy.",
+                "Rename the column with ALTER TABLE ... RENAME COLUMN, or detach the children "
+                "(ALTER TABLE child NO INHERIT parent) first.");
+  if (*r[4] == "t")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: {} inherits from another table", name),
+                "An inherited column cannot be dropped from the child alone.",
+                "Run the transition on the parent (without children), or rename by hand.");
+  if (*r[2] == "t" && *r[5] != "t")
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: {} has FORCE ROW LEVEL SECURITY", name),
+                "The backfill runs as the table's owner, whose view of the rows the policies "
+                "filter: it could not see, and so not copy, every row.",
+                "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY for the transition, or give the "
+                "owner BYPASSRLS.");
+}
+
 Column column_to_move(Oid relid, const std::string &name) {
   HeapTuple tup = pg_call([&] { return SearchSysCacheAttName(relid, name.c_str()); });
   if (!HeapTupleIsValid(tup))

@@ -18,6 +18,11 @@ struct Column {
 // zdd catalog, and the current user owns it (42501 otherwise).
 void check_table(Oid relid);
 
+// The table can be walked and kept in step: not temporary, no rules, no
+// inheritance parent or children, no FORCE ROW LEVEL SECURITY that would
+// hide rows from its owner (0A000 otherwise).
+void check_walkable(Oid relid);
+
 // The old column: exists, is a user column, not generated, not identity,
 // of a type whose new twin can be added without a table rewrite.
 Column column_to_move(Oid relid, const std::string &name);

@@ -15,40 +15,99 @@ extern "C" {
 
 namespace zdd::toplevel {
 
-// See toplevel.hpp.
-void run(const std::string &sql) {
-  const char *text = sql.c_str();
-  // Parse and plan trees must outlive the transactions the command commits
-  // itself (exec_simple_query keeps them in MessageContext): a context of
-  // our own under TopMemoryContext, deleted at the end.
-  MemoryContext cxt = pg_call([] {
+namespace {
+
+// Runs raw (parsed, or built) as a top-level command as role. Parse and
+// plan trees must outlive the transactions the command commits itself
+// (exec_simple_query keeps them in MessageContext): cxt is a context of
+// our own under TopMemoryContext, deleted at the end. On an error the
+// transaction is aborted here and the caller's user restored (an abort
+// restores the user of the transaction the command last started, which
+// is role).
+void run_raw(RawStmt *raw, const char *text, MemoryContext cxt, Oid role) {
+  Oid saved_user;
+  int saved_sec;
+  GetUserIdAndSecContext(&saved_user, &saved_sec);
+  try {
+    pg_call([&] {
+      SetCurrentStatementStartTimestamp();
+      StartTransactionCommand();
+      SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+                                       SECURITY_RESTRICTED_OPERATION);
+      MemoryContextSwitchTo(cxt);
+      List *queries = pg_analyze_and_rewrite_fixedparams(raw, text, nullptr, 0, nullptr);
+      List *plans = pg_plan_queries(queries, text, CURSOR_OPT_PARALLEL_OK, nullptr);
+      Portal portal = CreatePortal("", true, true);
+      portal->visible = false;
+      PortalDefineQuery(portal, nullptr, text, CreateCommandTag(raw->stmt), plans, nullptr);
+      PortalStart(portal, nullptr, 0, InvalidSnapshot);
+      DestReceiver *dest = CreateDestReceiver(DestNone);
+      QueryCompletion qc;
+      (void)PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
+      dest->rDestroy(dest);
+      PortalDrop(portal, false);
+      CommitTransactionCommand();
+      SetUserIdAndSecContext(saved_user, saved_sec);
+      MemoryContextSwitchTo(TopMemoryContext);
+    });
+  } catch (...) {
+    pg_call([&] {
+      AbortCurrentTransaction();
+      SetUserIdAndSecContext(saved_user, saved_sec);
+      MemoryContextSwitchTo(TopMemoryContext);
+    });
+    throw;
+  }
+}
+
+// A context for one top-level statement's trees.
+MemoryContext statement_context() {
+  return pg_call([] {
     return AllocSetContextCreate(TopMemoryContext, "zdd top-level statement", ALLOCSET_DEFAULT_SIZES);
   });
-  pg_call([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    MemoryContextSwitchTo(cxt);
-    // search_path pinned for this transaction, as for every zdd statement.
-    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                            GUC_ACTION_LOCAL, true, 0, false);
-    List *parsed = pg_parse_query(text);
-    if (list_length(parsed) != 1) elog(ERROR, "zdd: expected one statement: %s", text);
-    RawStmt *raw = linitial_node(RawStmt, parsed);
-    List *queries = pg_analyze_and_rewrite_fixedparams(raw, text, nullptr, 0, nullptr);
-    List *plans = pg_plan_queries(queries, text, CURSOR_OPT_PARALLEL_OK, nullptr);
-    Portal portal = CreatePortal("", true, true);
-    portal->visible = false;
-    PortalDefineQuery(portal, nullptr, text, CreateCommandTag(raw->stmt), plans, nullptr);
-    PortalStart(portal, nullptr, 0, InvalidSnapshot);
-    DestReceiver *dest = CreateDestReceiver(DestNone);
-    QueryCompletion qc;
-    (void)PortalRun(portal, FETCH_ALL, true, true, dest, dest, &qc);
-    dest->rDestroy(dest);
-    PortalDrop(portal, false);
-    CommitTransactionCommand();
-    MemoryContextSwitchTo(TopMemoryContext);
-    MemoryContextDelete(cxt);
-  });
+}
+
+}  // namespace
+
+// See toplevel.hpp.
+void run(const std::string &sql, Oid role) {
+  MemoryContext cxt = statement_context();
+  const char *text = sql.c_str();
+  try {
+    RawStmt *raw = pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(cxt);
+      List *parsed = pg_parse_query(text);
+      MemoryContextSwitchTo(old);
+      if (list_length(parsed) != 1) elog(ERROR, "zdd: expected one statement: %s", text);
+      return linitial_node(RawStmt, parsed);
+    });
+    run_raw(raw, text, cxt, role);
+  } catch (...) {
+    pg_call([&] { MemoryContextDelete(cxt); });
+    throw;
+  }
+  pg_call([&] { MemoryContextDelete(cxt); });
+}
+
+// See toplevel.hpp.
+void run(Node *stmt, const std::string &label, Oid role) {
+  MemoryContext cxt = statement_context();
+  try {
+    RawStmt *raw = pg_call([&] {
+      MemoryContext old = MemoryContextSwitchTo(cxt);
+      RawStmt *r = makeNode(RawStmt);
+      r->stmt = stmt;
+      r->stmt_location = 0;
+      r->stmt_len = 0;
+      MemoryContextSwitchTo(old);
+      return r;
+    });
+    run_raw(raw, label.c_str(), cxt, role);
+  } catch (...) {
+    pg_call([&] { MemoryContextDelete(cxt); });
+    throw;
+  }
+  pg_call([&] { MemoryContextDelete(cxt); });
 }
 
 }  // namespace zdd::toplevel

@@ -9,6 +9,7 @@
 #include "table.hpp"
 
 extern "C" {
+#include "storage/lmgr.h"
 #include "storage/lockdefs.h"
 }
 
@@ -44,6 +45,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   table::check_table(relid);
   ddl::lock_table(relid, AccessExclusiveLock, "begin_rename");
   table::check_table(relid);  // again: it may have changed while we waited
+  table::check_walkable(relid);
   const table::Column old_attr = table::column_to_move(relid, old_col);
   table::check_new_name(relid, new_col);
   for (const std::string &c : {old_col, new_col})
@@ -55,10 +57,10 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
 
   const int64_t id = catalog::next_id();
   const std::string rel = spi::qualified_relation(relid);
-  spi::execute(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", rel, spi::ident(new_col),
+  spi::execute(fmt::format("ALTER TABLE ONLY {} ADD COLUMN {} {}", rel, spi::ident(new_col),
                            old_attr.type_sql));
   for (const std::string &s : old_attr.column_options)
-    spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
+    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
   spi::execute(fmt::format(
       "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
       "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",
@@ -82,12 +84,16 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
                 t.phase == "completed" ? "A completed transition dropped its old column." : "");
   backfill::request_stop(t);
   if (t.table_exists) {
+    // Every lock under the retry policy: dropping the new column's twin
+    // foreign keys locks the referenced tables too.
     const std::string rel = spi::qualified_relation(t.relid);
-    ddl::lock_table(t.relid, AccessExclusiveLock, "abort");
-    spi::execute(
-        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
-    spi::execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
-                             spi::ident(t.new_column)));
+    ddl::with_lock_retry("abort", [&] {
+      pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
+      spi::execute(
+          fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
+      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
+                               spi::ident(t.new_column)));
+    });
   }
   catalog::set_phase(t, "aborted", t.table_exists ? "abort" : "abort: table no longer exists");
   PG_RETURN_VOID();

@@ -4,22 +4,27 @@
 //   NOT NULL   CHECK (new IS NOT NULL) NOT VALID → VALIDATE (SHARE UPDATE
 //              EXCLUSIVE, writes go on) → SET NOT NULL (uses the valid
 //              check, no scan) → drop the helper check;
-//   CHECK      each CHECK constraint on the old column, for the new one,
-//              added NOT VALID then validated;
-//   FOREIGN KEY each FK whose local columns include the old column, added
-//              NOT VALID then validated;
 //   INDEX      each index that uses the old column (key, expression or
-//              predicate; unique, partial, expression, multi-column), built
-//              with CREATE INDEX CONCURRENTLY; an INVALID leftover of a
-//              failed build is dropped CONCURRENTLY and built again.
-// Every step is idempotent (twins are found by their derived names), so a
-// retry after a failure or crash resumes where it stopped. Brief ACCESS
-// EXCLUSIVE steps go through ddl::with_lock_retry.
-//
-// Definitions are PostgreSQL's own deparsed text (pg_get_constraintdef,
-// pg_get_indexdef) with the old column's identifier replaced as a token:
-// outside string literals, not qualified (after '.' or '::') and not a
-// function name (before '(').
+//              predicate; unique, partial, expression, multi-column, the
+//              primary key's), cloned from the index itself with the old
+//              column mapped to the new one (generateClonedIndexStmt with an
+//              attribute map, as PostgreSQL clones partition indexes) and
+//              built with CREATE INDEX CONCURRENTLY; an INVALID leftover of
+//              a failed build is dropped CONCURRENTLY and built again;
+//   CHECK      each CHECK constraint on the old column: its expression tree
+//              with the column mapped, deparsed by PostgreSQL, added NOT
+//              VALID then validated;
+//   FOREIGN KEY each FK whose columns include the old column (a
+//              self-reference's referenced column too), added NOT VALID
+//              then validated (after the indexes: a self-reference needs
+//              the unique twin).
+// Twins are recognized by their definition (plan()), never by name: an
+// unrelated object called like a twin is never adopted. New twins get
+// free names; complete gives them the originals' names back. Every step
+// runs as the table's owner in a security-restricted operation, so the
+// owner's CHECK functions and index expressions never run with the rights
+// of whoever started the transition. Brief ACCESS EXCLUSIVE steps go
+// through ddl::with_lock_retry.
 #include "twins.hpp"
 
 #include "ddl.hpp"
@@ -28,7 +33,16 @@
 #include "xact.hpp"
 
 extern "C" {
+#include "access/attmap.h"
+#include "access/relation.h"
+#include "catalog/namespace.h"
 #include "mb/pg_wchar.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_utilcmd.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 }
 
@@ -36,88 +50,258 @@ namespace zdd::twins {
 
 namespace {
 
-// What the twins of transition id are built from.
+// What the twins of a transition are built from.
 struct Context {
   int64_t id = 0;
-  Oid relid = InvalidOid;
+  Oid relid = InvalidOid, owner = InvalidOid;
   std::string rel, schema, old_column, new_column;
-  int old_att = 0;
 };
 
-// A character of an unquoted identifier (first: its first character).
-bool ident_char(unsigned char c, bool first) {
-  return c == '_' || c >= 0x80 || std::isalpha(c) || (!first && (std::isdigit(c) || c == '$'));
+// Deparses a node tree (pg_node_tree text) of relid's columns as
+// PostgreSQL prints it, with attribute from_att read as to_att (0: none).
+// A list (index expressions, implicit-AND predicate) prints its items
+// separated by " | ".
+std::string deparse(const std::string &tree, Oid relid, int from_att, int to_att) {
+  return pg_call([&] {
+    Node *node = static_cast<Node *>(stringToNode(tree.c_str()));
+    if (from_att > 0) {
+      Relation r = relation_open(relid, AccessShareLock);
+      const int natts = RelationGetNumberOfAttributes(r);
+      relation_close(r, AccessShareLock);
+      AttrMap *map = make_attrmap(natts);
+      for (int i = 0; i < natts; ++i) map->attnums[i] = AttrNumber(i + 1);
+      map->attnums[from_att - 1] = AttrNumber(to_att);
+      bool whole_row = false;
+      node = map_variable_attnos(node, 1, 0, map, InvalidOid, &whole_row);
+    }
+    List *ctx = deparse_context_for(get_rel_name(relid), relid);
+    std::string out;
+    if (IsA(node, List)) {
+      ListCell *lc;
+      foreach (lc, castNode(List, node)) {
+        if (!out.empty()) out += " | ";
+        out += deparse_expression(static_cast<Node *>(lfirst(lc)), ctx, false, false);
+      }
+    } else {
+      out = deparse_expression(node, ctx, false, false);
+    }
+    return out;
+  });
 }
 
-// Last non-space character before position i, or '\0'.
-char prev_char(const std::string &s, size_t i) {
-  while (i > 0) {
-    --i;
-    if (!std::isspace(static_cast<unsigned char>(s[i]))) return s[i];
+// Splits "a,b" (a comma-separated list of numbers) into its items.
+std::vector<std::string> array_items(const std::string &a) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : a) {
+    if (ch == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
   }
-  return '\0';
+  if (!cur.empty()) out.push_back(cur);
+  return out;
 }
 
-// First non-space character at or after position i, or '\0'.
-char next_char(const std::string &s, size_t i) {
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return i < s.size() ? s[i] : '\0';
+// The index's key columns with old_att read as new_att, as text.
+std::string map_key(const std::string &indkey, int old_att, int new_att) {
+  std::string out;
+  for (const auto &k : array_items(indkey))
+    out += (out.empty() ? "" : ",") + (k == std::to_string(old_att) ? std::to_string(new_att) : k);
+  return out;
 }
 
-// Replaces the column identifier from_q (as quote_identifier prints it)
-// by to_q in deparsed SQL text, as a token (see the file comment).
-std::string swap_column(const std::string &text, const std::string &from_q, const std::string &to_q) {
+// Replaces identifier from_q by to_q inside the parenthesized column lists
+// of a foreign key's definition text: the local list, a SET NULL / SET
+// DEFAULT list, and the referenced list when refs_too (a self-reference).
+// Column lists hold only quoted-as-needed identifiers and ", ".
+std::string swap_fk_columns(const std::string &def, const std::string &from_q,
+                            const std::string &to_q, bool refs_too) {
   std::string out;
   size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char c = text[i];
-    if (c == '\'') {  // string literal, '' escapes
-      size_t j = i + 1;
-      while (j < text.size() && !(text[j] == '\'' && (j + 1 >= text.size() || text[j + 1] != '\'')))
-        j += (text[j] == '\'' ? 2 : 1);
-      out.append(text, i, j + 1 - i);
-      i = j + 1;
+  const size_t refs = def.find(" REFERENCES ");
+  while (i < def.size()) {
+    if (def[i] != '(') {
+      out += def[i++];
       continue;
     }
-    size_t j = i;
-    if (c == '"') {  // quoted identifier, "" escapes
-      j = i + 1;
-      while (j < text.size() && !(text[j] == '"' && (j + 1 >= text.size() || text[j + 1] != '"')))
-        j += (text[j] == '"' ? 2 : 1);
-      j = std::min(j + 1, text.size());
-    } else if (ident_char(c, true)) {
-      while (j < text.size() && ident_char(text[j], false)) ++j;
-    } else {
-      out.push_back(text[i++]);
-      continue;
+    const size_t close = def.find(')', i);
+    const bool in_refs = refs != std::string::npos && i > refs &&
+                         def.rfind(" ON ", i) == std::string::npos;
+    std::string list = def.substr(i + 1, close - i - 1);
+    if (!in_refs || refs_too) {
+      std::string mapped, item;
+      size_t p = 0;
+      while (p <= list.size()) {
+        const size_t comma = list.find(", ", p);
+        item = list.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
+        mapped += (mapped.empty() ? "" : ", ") + (item == from_q ? to_q : item);
+        if (comma == std::string::npos) break;
+        p = comma + 2;
+      }
+      list = mapped;
     }
-    const std::string token = text.substr(i, j - i);
-    const char before = prev_char(text, i);
-    const bool qualified = before == '.' || (before == ':' && i >= 2 && text[i - 1] == ':') ||
-                           (before == ':' && prev_char(text, i - 1) == ':');
-    if (token == from_q && !qualified && next_char(text, j) != '(')
-      out += to_q;
-    else
-      out += token;
-    i = j;
+    out += "(" + list + ")";
+    i = close + 1;
   }
   return out;
 }
 
+// Strips a trailing " NOT VALID" from a constraint definition.
+std::string valid_form(std::string def) {
+  const std::string suffix = " NOT VALID";
+  if (def.size() > suffix.size() && def.compare(def.size() - suffix.size(), suffix.size(), suffix) == 0)
+    def.resize(def.size() - suffix.size());
+  return def;
+}
+
+// One index of the table, as plan() compares them.
+struct IndexRow {
+  Oid oid;
+  std::string name, signature_old, signature_new;
+  bool uses_old, uses_new, usable;
+  char contype;
+  bool deferrable, deferred, replident;
+};
+
 }  // namespace
 
-// A twin's name: the original's with the old column name replaced, or
-// with "_<new>" appended; clipped to NAMEDATALEN - 1 bytes on a character
-// boundary.
-std::string twin_name(const std::string &name, const std::string &oldc, const std::string &newc) {
-  std::string n = name;
-  const size_t pos = n.find(oldc);
-  if (pos != std::string::npos)
-    n.replace(pos, oldc.size(), newc);
-  else
-    n += "_" + newc;
-  const int len = pg_call([&] { return pg_mbcliplen(n.c_str(), int(n.size()), NAMEDATALEN - 1); });
-  return n.substr(0, size_t(len));
+// See twins.hpp.
+std::vector<Item> plan(Oid relid, const std::string &old_column, const std::string &new_column) {
+  const int old_att = pg_call([&] { return int(get_attnum(relid, old_column.c_str())); });
+  const int new_att = pg_call([&] { return int(get_attnum(relid, new_column.c_str())); });
+  std::vector<Item> items;
+  if (old_att <= 0) return items;
+
+  // NOT NULL
+  auto nn = spi::query(
+      "SELECT bool_or(attnotnull) FILTER (WHERE attnum = $2), "
+      "COALESCE(bool_or(attnotnull) FILTER (WHERE attnum = $3), false) "
+      "FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum IN ($2, $3)",
+      {spi::p_oid(relid), spi::p_int4(old_att), spi::p_int4(new_att)});
+  if (nn[0][0] && *nn[0][0] == "t") {
+    Item it{'n'};
+    it.name = old_column;
+    it.describe = fmt::format("NOT NULL on \"{}\"", old_column);
+    if (*nn[0][1] == "t") it.twin_name = new_column;
+    it.twin = *nn[0][1] == "t" ? relid : InvalidOid;
+    items.push_back(it);
+  }
+
+  // Indexes: signature = access method, uniqueness, key columns (old read
+  // as new for the originals), operator classes, collations, options,
+  // deparsed expressions and predicate.
+  auto uses = [](const char *att) {
+    return fmt::format(
+        "({att} = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+        "WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid "
+        "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = i.indrelid "
+        "AND d.refobjsubid = {att}))",
+        fmt::arg("att", att));
+  };
+  auto idx = spi::query(
+      fmt::format(
+          "SELECT i.indexrelid, c.relname, {uold}, {unew}, i.indisvalid AND i.indisready, "
+          "COALESCE(co.contype, '-'), COALESCE(co.condeferrable, false), "
+          "COALESCE(co.condeferred, false), i.indisreplident, "
+          "c.relam::pg_catalog.text || '/' || i.indisunique || '/' || i.indnullsnotdistinct || '/' "
+          "|| i.indnkeyatts || '/' || i.indclass::pg_catalog.oid[]::pg_catalog.text || '/' || "
+          "i.indcollation::pg_catalog.oid[]::pg_catalog.text || '/' || "
+          "i.indoption::pg_catalog.int2[]::pg_catalog.text, "
+          "pg_catalog.array_to_string(i.indkey::pg_catalog.int2[], ','), i.indexprs::pg_catalog.text, "
+          "i.indpred::pg_catalog.text "
+          "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+          "LEFT JOIN pg_catalog.pg_constraint co ON co.conindid = i.indexrelid "
+          "AND co.conrelid = i.indrelid AND co.contype IN ('p', 'u', 'x') "
+          "WHERE i.indrelid = $1 ORDER BY c.relname",
+          fmt::arg("uold", uses("$2")), fmt::arg("unew", uses("$3"))),
+      {spi::p_oid(relid), spi::p_int4(old_att), spi::p_int4(new_att)});
+  std::vector<IndexRow> rows;
+  for (const auto &r : idx) {
+    IndexRow x;
+    x.oid = static_cast<Oid>(std::stoul(*r[0]));
+    x.name = *r[1];
+    x.uses_old = *r[2] == "t";
+    x.uses_new = *r[3] == "t";
+    x.usable = *r[4] == "t";
+    x.contype = (*r[5])[0];
+    x.deferrable = *r[6] == "t";
+    x.deferred = *r[7] == "t";
+    x.replident = *r[8] == "t";
+    // 9: access method, uniqueness, classes, collations, options; 10: key
+    // columns; 11, 12: expressions and predicate.
+    const std::string exprs = r[11] ? *r[11] : "", pred = r[12] ? *r[12] : "";
+    x.signature_new = fmt::format("{}|{}|{}|{}", *r[9], *r[10],
+                                  exprs.empty() ? "" : deparse(exprs, relid, 0, 0),
+                                  pred.empty() ? "" : deparse(pred, relid, 0, 0));
+    if (x.uses_old && new_att > 0)
+      x.signature_old = fmt::format("{}|{}|{}|{}", *r[9], map_key(*r[10], old_att, new_att),
+                                    exprs.empty() ? "" : deparse(exprs, relid, old_att, new_att),
+                                    pred.empty() ? "" : deparse(pred, relid, old_att, new_att));
+    rows.push_back(x);
+  }
+  for (const auto &o : rows) {
+    if (!o.uses_old || o.uses_new) continue;
+    Item it{o.contype == 'x' ? 'x' : 'i'};
+    it.oid = o.oid;
+    it.name = o.name;
+    it.contype = o.contype == '-' ? '\0' : o.contype;
+    it.deferrable = o.deferrable;
+    it.deferred = o.deferred;
+    it.replica_identity = o.replident;
+    it.describe = o.contype == 'x' ? fmt::format("exclusion constraint \"{}\"", o.name)
+                                   : fmt::format("index \"{}\"", o.name);
+    if (it.kind == 'i' && new_att > 0)
+      for (const auto &c : rows) {
+        if (!c.uses_new || c.uses_old || c.signature_new != o.signature_old) continue;
+        if (!c.usable) {
+          it.leftovers.push_back(c.oid);
+        } else if (!OidIsValid(it.twin)) {
+          it.twin = c.oid;
+          it.twin_name = c.name;
+        }
+      }
+    items.push_back(it);
+  }
+
+  // CHECK and FOREIGN KEY constraints.
+  auto cons = spi::query(
+      "SELECT co.oid, co.conname, co.contype, co.convalidated, co.connoinherit, "
+      "co.conbin::pg_catalog.text, pg_catalog.pg_get_constraintdef(co.oid), "
+      "$2 = ANY (co.conkey) OR (co.confrelid = co.conrelid AND $2 = ANY (co.confkey)), "
+      "$3 = ANY (co.conkey) OR (co.confrelid = co.conrelid AND $3 = ANY (co.confkey)), "
+      "co.confrelid = co.conrelid "
+      "FROM pg_catalog.pg_constraint co WHERE co.conrelid = $1 AND co.contype IN ('c', 'f') "
+      "ORDER BY co.conname",
+      {spi::p_oid(relid), spi::p_int4(old_att), spi::p_int4(new_att)});
+  const std::string from_q = spi::ident(old_column), to_q = spi::ident(new_column);
+  auto cons_def = [&](const spi::Row &r, int from, int to) {
+    if (*r[2] == "c")
+      return "CHECK (" + deparse(*r[5], relid, from, to) + ")" + (*r[4] == "t" ? " NO INHERIT" : "");
+    std::string def = valid_form(*r[6]);
+    return from > 0 ? swap_fk_columns(def, from_q, to_q, *r[9] == "t") : def;
+  };
+  for (const auto &o : cons) {
+    if (*o[7] != "t" || *o[8] == "t") continue;
+    Item it{(*o[2])[0]};
+    it.oid = static_cast<Oid>(std::stoul(*o[0]));
+    it.name = *o[1];
+    it.validated = *o[3] == "t";
+    it.describe = fmt::format("{} constraint \"{}\"", it.kind == 'c' ? "CHECK" : "foreign key", it.name);
+    it.definition = new_att > 0 ? cons_def(o, old_att, new_att) : std::string();
+    if (new_att > 0)
+      for (const auto &c : cons)
+        if (*c[8] == "t" && *c[7] != "t" && *c[2] == *o[2] && (*c[3] == "t" || !it.validated) &&
+            cons_def(c, 0, 0) == it.definition) {
+          it.twin = static_cast<Oid>(std::stoul(*c[0]));
+          it.twin_name = *c[1];
+          break;
+        }
+    items.push_back(it);
+  }
+  return items;
 }
 
 namespace {
@@ -126,131 +310,189 @@ namespace {
 Context load(int64_t id) {
   Context c;
   in_own_transaction([&] {
-    auto rows = spi::query(
-        "SELECT t.tbl::pg_catalog.oid, n.nspname, t.old_column, t.new_column, a.attnum "
+    auto rows = catalog::query(
+        "SELECT t.tbl::pg_catalog.oid, n.nspname, t.old_column, t.new_column, r.relowner "
         "FROM zdd.transition t JOIN pg_catalog.pg_class r ON r.oid = t.tbl "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
-        "JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attname = t.old_column "
-        "WHERE t.id = $1",
+        "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace WHERE t.id = $1",
         {spi::p_int8(id)});
     if (rows.empty())
-      throw Error(ERRCODE_UNDEFINED_OBJECT,
-                  fmt::format("zdd: transition {}: table or old column not found", id));
+      throw Error(ERRCODE_UNDEFINED_OBJECT, fmt::format("zdd: transition {}: table not found", id));
     c.id = id;
     c.relid = static_cast<Oid>(std::stoul(*rows[0][0]));
     c.schema = *rows[0][1];
     c.old_column = *rows[0][2];
     c.new_column = *rows[0][3];
-    c.old_att = std::stoi(*rows[0][4]);
+    c.owner = static_cast<Oid>(std::stoul(*rows[0][4]));
     c.rel = spi::qualified_relation(c.relid);
   });
   return c;
 }
 
-// True when table relid has a constraint called name.
-bool constraint_exists(Oid relid, const std::string &name) {
-  return !spi::query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND conname = $2",
-                     {spi::p_oid(relid), spi::p_text(name)})
-              .empty();
+// The current plan of c, in a transaction of its own.
+std::vector<Item> current(const Context &c) {
+  return in_own_transaction([&] { return plan(c.relid, c.old_column, c.new_column); });
 }
 
-// Adds constraint name with definition def NOT VALID (brief lock, with
-// retries), then validates it unless the original was not validated.
-void add_then_validate(const Context &c, const std::string &name, const std::string &def,
-                       bool validate) {
-  const std::string cname = spi::ident(name);
-  in_own_transaction([&] {
-    if (!constraint_exists(c.relid, name))
-      ddl::run_with_retry("twin constraint", fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
-                                                         c.rel, cname, def));
+// base, or base with a number appended (clipped to NAMEDATALEN - 1 bytes),
+// the first that taken() says is free: PostgreSQL's ChooseRelationName rule.
+template <typename Taken>
+std::string free_name(const std::string &base, Taken taken) {
+  for (int n = 0;; ++n) {
+    const std::string suffix = n == 0 ? "" : std::to_string(n);
+    std::string head = base;
+    const int room = NAMEDATALEN - 1 - int(suffix.size());
+    const int len = pg_call([&] { return pg_mbcliplen(head.c_str(), int(head.size()), room); });
+    head = head.substr(0, size_t(len)) + suffix;
+    if (!taken(head)) return head;
+  }
+}
+
+// A twin's name: the original's with the old column name replaced (or
+// "_<new>" appended), made free.
+std::string twin_name_for(const Context &c, const std::string &orig, bool index) {
+  std::string base = orig;
+  const size_t pos = base.find(c.old_column);
+  if (pos != std::string::npos)
+    base.replace(pos, c.old_column.size(), c.new_column);
+  else
+    base += "_" + c.new_column;
+  return free_name(base, [&](const std::string &n) {
+    if (index)
+      return !spi::query("SELECT 1 FROM pg_catalog.pg_class x JOIN pg_catalog.pg_namespace s "
+                         "ON s.oid = x.relnamespace WHERE s.nspname = $1 AND x.relname = $2",
+                         {spi::p_text(c.schema), spi::p_text(n)})
+                  .empty();
+    return !spi::query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND conname = $2",
+                       {spi::p_oid(c.relid), spi::p_text(n)})
+                .empty();
   });
-  if (validate)
-    in_own_transaction([&] {
-      ddl::run_with_retry("validate twin", fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", c.rel, cname));
-    });
+}
+
+// Runs DDL statement sql as the table owner (security-restricted) under the
+// lock retry policy, in a transaction of its own.
+void owner_ddl(const Context &c, const std::string &what, const std::string &sql) {
+  in_own_transaction([&] { catalog::as_role(c.owner, [&] { ddl::run_with_retry(what, sql); }); });
 }
 
 // NOT NULL twin (see the file comment).
-void not_null(const Context &c) {
-  bool needed = false;
-  in_own_transaction([&] {
-    auto rows = spi::query(
-        "SELECT bool_or(attnotnull) FILTER (WHERE attname = $2) AND "
-        "NOT bool_or(attnotnull) FILTER (WHERE attname = $3) "
-        "FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname IN ($2, $3)",
-        {spi::p_oid(c.relid), spi::p_text(c.old_column), spi::p_text(c.new_column)});
-    needed = rows[0][0] && *rows[0][0] == "t";
-  });
-  if (!needed) return;
+void not_null(const Context &c, const Item &it) {
   const std::string helper = fmt::format("zdd_{}_not_null", c.id);
-  add_then_validate(c, helper, fmt::format("CHECK ({} IS NOT NULL)", spi::ident(c.new_column)), true);
+  const std::string newc = spi::ident(c.new_column);
+  bool exists = false;
   in_own_transaction([&] {
-    ddl::with_lock_retry("SET NOT NULL", [&] {
-      spi::execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", c.rel, spi::ident(c.new_column)));
-      spi::execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", c.rel, spi::ident(helper)));
+    exists = !spi::query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND conname = $2",
+                         {spi::p_oid(c.relid), spi::p_text(helper)})
+                  .empty();
+  });
+  if (!exists)
+    owner_ddl(c, "twin NOT NULL",
+              fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+                          c.rel, spi::ident(helper), newc));
+  owner_ddl(c, "validate NOT NULL",
+            fmt::format("ALTER TABLE ONLY {} VALIDATE CONSTRAINT {}", c.rel, spi::ident(helper)));
+  in_own_transaction([&] {
+    catalog::as_role(c.owner, [&] {
+      ddl::with_lock_retry("SET NOT NULL", [&] {
+        spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET NOT NULL", c.rel, newc));
+        spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT IF EXISTS {}", c.rel,
+                                 spi::ident(helper)));
+      });
     });
   });
+  (void)it;
 }
 
-// CHECK and FOREIGN KEY twins.
-void constraints(const Context &c) {
-  std::vector<spi::Row> rows;
-  in_own_transaction([&] {
-    rows = spi::query(
-        "SELECT conname, contype, pg_catalog.pg_get_constraintdef(oid), convalidated "
-        "FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype IN ('c', 'f') "
-        "AND $2 = ANY (conkey) AND conname NOT LIKE 'zdd\\_%\\_not\\_null' ORDER BY conname",
-        {spi::p_oid(c.relid), spi::p_int4(c.old_att)});
+// Index twin: cloned from the original with the old column mapped to the
+// new one, built concurrently under a free name. Invalid leftovers of an
+// earlier attempt at the same twin are dropped concurrently first.
+void index_twin(const Context &c, const Item &it) {
+  const std::vector<Oid> &leftovers = it.leftovers;
+  std::string name;
+  MemoryContext keep = pg_call([] {
+    return AllocSetContextCreate(TopMemoryContext, "zdd twin index", ALLOCSET_SMALL_SIZES);
   });
-  const std::string from = spi::ident(c.old_column), to = spi::ident(c.new_column);
-  for (const auto &r : rows) {
-    std::string def = *r[2];
-    const std::string suffix = " NOT VALID";
-    if (def.size() > suffix.size() && def.compare(def.size() - suffix.size(), suffix.size(), suffix) == 0)
-      def.resize(def.size() - suffix.size());
-    if (*r[1] == "f") {
-      const size_t refs = def.find(" REFERENCES ");
-      def = swap_column(def.substr(0, refs), from, to) + def.substr(refs);
-    } else {
-      def = swap_column(def, from, to);
-    }
-    add_then_validate(c, twin_name(*r[0], c.old_column, c.new_column), def, *r[3] == "t");
-  }
-}
-
-// Index twins, built concurrently.
-void indexes(const Context &c) {
-  std::vector<spi::Row> rows;
-  in_own_transaction([&] {
-    rows = spi::query(
-        "SELECT ci.relname, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique "
-        "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
-        "WHERE i.indrelid = $1 AND ($2 = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
-        "  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid "
-        "  AND d.refobjid = $1 AND d.refobjsubid = $2)) ORDER BY ci.relname",
-        {spi::p_oid(c.relid), spi::p_int4(c.old_att)});
-  });
-  const std::string from = spi::ident(c.old_column), to = spi::ident(c.new_column);
-  for (const auto &r : rows) {
-    const std::string name = twin_name(*r[0], c.old_column, c.new_column);
-    const std::string qname = fmt::format("{}.{}", spi::ident(c.schema), spi::ident(name));
-    std::optional<bool> valid;
+  Node *stmt = nullptr;
+  try {
     in_own_transaction([&] {
-      auto v = spi::query(
-          "SELECT i.indisvalid FROM pg_catalog.pg_class x JOIN pg_catalog.pg_index i "
-          "ON i.indexrelid = x.oid JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "
-          "WHERE n.nspname = $1 AND x.relname = $2",
-          {spi::p_text(c.schema), spi::p_text(name)});
-      if (!v.empty()) valid = (*v[0][0] == "t");
+      name = twin_name_for(c, it.name, true);
+      const int old_att = pg_call([&] { return int(get_attnum(c.relid, c.old_column.c_str())); });
+      const int new_att = pg_call([&] { return int(get_attnum(c.relid, c.new_column.c_str())); });
+      std::string nm = name, oldc = c.old_column, newc = c.new_column;
+      pg_call([&] {
+        Relation heap = relation_open(c.relid, AccessShareLock);
+        Relation index = relation_open(it.oid, AccessShareLock);
+        const int natts = RelationGetNumberOfAttributes(heap);
+        AttrMap *map = make_attrmap(natts);
+        for (int i = 0; i < natts; ++i) map->attnums[i] = AttrNumber(i + 1);
+        map->attnums[old_att - 1] = AttrNumber(new_att);
+        RangeVar *rv = makeRangeVar(get_namespace_name(RelationGetNamespace(heap)),
+                                    pstrdup(RelationGetRelationName(heap)), -1);
+        rv->inh = false;
+        Oid constraint = InvalidOid;
+        IndexStmt *is = generateClonedIndexStmt(rv, index, map, &constraint);
+        // Simple key columns are cloned by name: read the old name as the new.
+        ListCell *lc;
+        foreach (lc, is->indexParams) {
+          IndexElem *e = static_cast<IndexElem *>(lfirst(lc));
+          if (e->name && strcmp(e->name, oldc.c_str()) == 0) e->name = pstrdup(newc.c_str());
+        }
+        foreach (lc, is->indexIncludingParams) {
+          IndexElem *e = static_cast<IndexElem *>(lfirst(lc));
+          if (e->name && strcmp(e->name, oldc.c_str()) == 0) e->name = pstrdup(newc.c_str());
+        }
+        is->idxname = pstrdup(nm.c_str());
+        is->concurrent = true;
+        is->primary = false;  // complete turns it into the constraint (USING INDEX)
+        is->isconstraint = false;
+        is->deferrable = false;
+        is->initdeferred = false;
+        MemoryContext old = MemoryContextSwitchTo(keep);
+        stmt = static_cast<Node *>(copyObjectImpl(is));
+        MemoryContextSwitchTo(old);
+        relation_close(index, AccessShareLock);
+        relation_close(heap, AccessShareLock);
+      });
     });
-    if (valid && *valid) continue;
-    if (valid) toplevel::run(fmt::format("DROP INDEX CONCURRENTLY IF EXISTS {}", qname));
-    const std::string &def = *r[1];
-    const size_t using_pos = def.find(" USING ");
-    toplevel::run(fmt::format("CREATE {}INDEX CONCURRENTLY {} ON {}{}", *r[2] == "t" ? "UNIQUE " : "",
-                              spi::ident(name), c.rel,
-                              swap_column(def.substr(using_pos), from, to)));
+    for (Oid o : leftovers) {
+      std::string q;
+      in_own_transaction([&] {
+        q = fmt::format("{}.{}", spi::ident(c.schema),
+                        spi::ident(pg_call([&] { return std::string(get_rel_name(o)); })));
+      });
+      toplevel::run(fmt::format("DROP INDEX CONCURRENTLY IF EXISTS {}", q), c.owner);
+    }
+    toplevel::run(stmt, fmt::format("CREATE INDEX CONCURRENTLY {} (zdd twin of {})", spi::ident(name),
+                                    spi::ident(it.name)),
+                  c.owner);
+  } catch (...) {
+    pg_call([&] { MemoryContextDelete(keep); });
+    throw;
   }
+  pg_call([&] { MemoryContextDelete(keep); });
+}
+
+// CHECK / FOREIGN KEY twin: added NOT VALID under a free name, validated
+// unless the original is not.
+void constraint_twin(const Context &c, const Item &it) {
+  std::string name;
+  in_own_transaction([&] {
+    // An earlier attempt may have added it without validating it.
+    auto again = spi::query(
+        "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND NOT convalidated "
+        "AND contype = $3 AND pg_catalog.regexp_replace("
+        "pg_catalog.pg_get_constraintdef(oid), ' NOT VALID$', '') = $2",
+        {spi::p_oid(c.relid), spi::p_text(it.definition), spi::p_text(std::string(1, it.kind))});
+    name = again.empty() ? twin_name_for(c, it.name, false) : *again[0][0];
+    if (again.empty())
+      catalog::as_role(c.owner, [&] {
+        ddl::run_with_retry("twin constraint",
+                            fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} NOT VALID", c.rel,
+                                        spi::ident(name), it.definition));
+      });
+  });
+  if (it.validated)
+    owner_ddl(c, "validate twin",
+              fmt::format("ALTER TABLE ONLY {} VALIDATE CONSTRAINT {}", c.rel, spi::ident(name)));
 }
 
 }  // namespace
@@ -258,9 +500,23 @@ void indexes(const Context &c) {
 // See twins.hpp.
 void build(int64_t transition_id) {
   const Context c = load(transition_id);
-  not_null(c);
-  constraints(c);
-  indexes(c);
+  // Indexes before constraints: a self-referencing foreign key needs the
+  // new column's unique twin.
+  for (char kind : {'n', 'i', 'c', 'f'})
+    for (const Item &it : current(c)) {
+      if (it.kind != kind || OidIsValid(it.twin)) continue;
+      if (kind == 'n') not_null(c, it);
+      if (kind == 'i') index_twin(c, it);
+      if (kind == 'c' || kind == 'f') constraint_twin(c, it);
+    }
+  for (const Item &it : current(c))
+    if (!OidIsValid(it.twin))
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: transition {}: no twin could be built for {}", c.id, it.describe),
+                  it.kind == 'x' ? "zdd cannot rebuild exclusion constraints without blocking writes."
+                                 : "",
+                  it.kind == 'x' ? "Drop the exclusion constraint, or abort the transition."
+                                 : "See the server log; zdd.resume(id) tries again.");
 }
 
 }  // namespace zdd::twins

@@ -5,18 +5,35 @@
 
 namespace zdd::twins {
 
+// One object that protects the old column, and its twin on the new one
+// when the table has it. Twins are recognized by what they are (the same
+// definition with the old column replaced by the new one), never by name,
+// so zdd never adopts an unrelated object that happens to carry the name.
+struct Item {
+  char kind;                // 'i' index, 'c' CHECK, 'f' FOREIGN KEY, 'n' NOT NULL, 'x' exclusion
+  Oid oid = InvalidOid;     // the original index or constraint
+  std::string name;         // its name (given back to the twin at complete)
+  std::string describe;     // for messages
+  char contype = '\0';      // for indexes: 'p' / 'u' when a constraint owns it
+  bool deferrable = false, deferred = false, validated = true, replica_identity = false;
+  std::string definition;   // CHECK / FK: the twin's definition text
+  Oid twin = InvalidOid;    // the twin, if the table has it
+  std::string twin_name;
+  std::vector<Oid> leftovers;  // INVALID indexes of failed builds of this twin
+};
+
+// What protects the old column of transition-to-be (relid, old → new), read
+// from the catalogs now, each item with its twin if it exists. Needs SPI
+// and a transaction; complete calls it under its ACCESS EXCLUSIVE lock.
+std::vector<Item> plan(Oid relid, const std::string &old_column, const std::string &new_column);
+
 // Builds the new column's twins of the old column's NOT NULL, CHECK
 // constraints, indexes and foreign keys, without blocking writes. Called
 // by the backfill worker outside any transaction block (it may run
-// CREATE INDEX CONCURRENTLY), connected as the transition's role, after
-// the verification pass and before the phase becomes 'backfilled'.
-// Idempotent: a retry after a crash or failure resumes where it stopped.
-// Throws on failure; the worker records the error and retries later.
+// CREATE INDEX CONCURRENTLY), as the table's owner in a security-restricted
+// operation, after the verification pass and before the phase becomes
+// 'backfilled'. Idempotent: a retry after a crash or failure builds only
+// what is missing. Throws on failure; the worker records the error.
 void build(int64_t transition_id);
-
-// The name of the twin of index or constraint name: the old column's name
-// replaced by the new one's, or "_<new>" appended; at most NAMEDATALEN - 1
-// bytes.
-std::string twin_name(const std::string &name, const std::string &oldc, const std::string &newc);
 
 }  // namespace zdd::twins

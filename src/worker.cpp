@@ -65,6 +65,9 @@ struct WorkerArgs {
 
 constexpr const char *kWorkerType = "zdd backfill";
 
+// zdd.launcher_naptime: seconds between two scans of the databases.
+int launcher_naptime_s = 30;
+
 // Roles whose workers this transaction must start at commit.
 constexpr int kMaxPending = 8;
 Oid pending_roles[kMaxPending];
@@ -164,7 +167,7 @@ void wait_for_launcher_xact(TransactionId xid) {
 
 // The role of the next runnable backfill in this database, ours first.
 std::optional<Oid> runnable_role(Oid mine) {
-  auto rows = spi::query(
+  auto rows = catalog::query(
       "SELECT started_by::pg_catalog.oid FROM zdd.transition "
       "WHERE phase = 'backfilling' AND backfill_state = 'running' "
       "ORDER BY started_by::pg_catalog.oid = $1 DESC, id LIMIT 1",
@@ -173,14 +176,42 @@ std::optional<Oid> runnable_role(Oid mine) {
   return static_cast<Oid>(std::stoul(*rows[0][0]));
 }
 
-// Signal handling and connection common to the worker kinds.
+// Settings a role or database may carry (ALTER ROLE/DATABASE ... SET) that
+// would change what a batch means or make it fail: pinned for the worker's
+// whole life, above any role or database setting (PGC_S_OVERRIDE).
+void pin_settings() {
+  static const char *const pinned[][2] = {
+      {"default_transaction_isolation", "read committed"},  // no 40001 under write load
+      {"default_transaction_read_only", "off"},
+      {"default_transaction_deferrable", "off"},
+      {"row_security", "off"},  // a policy that would filter the walk makes it fail instead
+      {"session_replication_role", "origin"},
+      {"statement_timeout", "0"},
+      {"idle_in_transaction_session_timeout", "0"},
+      {"search_path", "pg_catalog, pg_temp"},
+      {"zdd.side", "auto"},
+      {"extra_float_digits", "3"},  // the cursor's text form (backfill.cpp)
+      {"DateStyle", "ISO, MDY"},
+      {"IntervalStyle", "postgres"},
+      {"lc_monetary", "C"},
+  };
+  for (const auto &p : pinned) SetConfigOption(p[0], p[1], PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+// Signal handling and connection common to the worker kinds. SIGINT
+// (pg_cancel_backend) keeps PostgreSQL's handler: it cancels the batch in
+// flight (recorded, retried after a backoff); outside a batch the worker
+// loop clears it (see worker_main).
 WorkerArgs start_process(bool connect) {
   WorkerArgs args;
   memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
   pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
-  if (connect) BackgroundWorkerInitializeConnectionByOid(args.database, args.role, 0);
+  if (connect) {
+    BackgroundWorkerInitializeConnectionByOid(args.database, args.role, 0);
+    pin_settings();
+  }
   pgstat_report_appname(kWorkerType);
   return args;
 }
@@ -190,7 +221,8 @@ WorkerArgs start_process(bool connect) {
 void scout_main(const WorkerArgs &args) {
   std::optional<Oid> role = in_own_transaction([] {
     auto ext = spi::query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
-    return ext.empty() ? std::nullopt : runnable_role(InvalidOid);
+    if (ext.empty() || worker_alive()) return std::optional<Oid>();
+    return runnable_role(InvalidOid);
   });
   if (role) {
     const bool ok = pg_call([&] { return register_worker(args.database, *role, InvalidTransactionId, false, nullptr); });
@@ -202,7 +234,40 @@ void scout_main(const WorkerArgs &args) {
   }
 }
 
-// The backfill worker's loop (see the design above).
+// Sleeps between batches: wakes for SIGTERM (FATAL) and config reloads,
+// ignores a cancel (nothing is running to cancel).
+void idle_sleep(long ms) {
+  pg_call([&] {
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    QueryCancelPending = false;
+    CHECK_FOR_INTERRUPTS();
+  });
+}
+
+// Logs an error that escaped a batch's own handling (which records errors
+// in the catalog); the worker goes on after a pause instead of exiting.
+void log_loop_error() {
+  std::string msg;
+  try {
+    throw;
+  } catch (const std::exception &e) {
+    msg = e.what();
+  } catch (...) {
+    msg = "unknown error";
+  }
+  pg_call([&] {
+    AbortOutOfAnyTransaction();
+    ereport(LOG, (errmsg("zdd backfill worker: %s; retrying in 5 s", msg.c_str())));
+  });
+}
+
+// The backfill worker's loop (see the design above). No error ends it:
+// a batch records its own failures, anything else is logged and retried
+// after a pause. SIGTERM ends it (FATAL at the interrupt check); a cancel
+// that arrives between batches is ignored on purpose — it was aimed at a
+// batch that has already ended.
 void worker_main(const WorkerArgs &args) {
   pg_call([&] { wait_for_launcher_xact(args.xid); });
   if (!pg_call([] { return try_database_lock(); })) return;  // another worker serves us
@@ -211,34 +276,43 @@ void worker_main(const WorkerArgs &args) {
     return AllocSetContextCreate(TopMemoryContext, "zdd backfill loop", ALLOCSET_DEFAULT_SIZES);
   });
   for (;;) {
-    pg_call([&] {
-      CHECK_FOR_INTERRUPTS();
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-      MemoryContextReset(loop_cxt);
-      MemoryContextSwitchTo(loop_cxt);
-    });
-    const long sleep_ms = run_next_batch(args.role);
-    if (sleep_ms < 0) {
-      // No work of our role: release, look again, hand over or go on.
-      pg_call([] { release_database_lock(); });
-      std::optional<Oid> next = in_own_transaction([&] { return runnable_role(args.role); });
-      if (!next) return;
-      if (*next == args.role) {
-        if (!pg_call([] { return try_database_lock(); })) return;
-        continue;
-      }
-      const bool ok = pg_call([&] { return register_worker(args.database, *next, InvalidTransactionId, false, nullptr); });
-      if (!ok)
-        pg_call([] {
-          ereport(LOG, (errmsg("zdd: no background worker slot free to hand the backfill over"),
-                        errhint("Raise max_worker_processes, then call zdd.resume(id).")));
+    long sleep_ms = 0;
+    try {
+      pg_call([&] {
+        QueryCancelPending = false;
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+          ConfigReloadPending = false;
+          ProcessConfigFile(PGC_SIGHUP);
+        }
+        MemoryContextSwitchTo(loop_cxt);
+        MemoryContextReset(loop_cxt);
+      });
+      sleep_ms = run_next_batch(args.role);
+      if (sleep_ms < 0) {
+        // No work of our role: release, look again, hand over or go on.
+        pg_call([] { release_database_lock(); });
+        std::optional<Oid> next = in_own_transaction([&] { return runnable_role(args.role); });
+        if (!next) return;
+        if (*next == args.role) {
+          if (!pg_call([] { return try_database_lock(); })) return;
+          continue;
+        }
+        const bool ok = pg_call([&] {
+          return register_worker(args.database, *next, InvalidTransactionId, false, nullptr);
         });
-      return;
+        if (!ok)
+          pg_call([] {
+            ereport(LOG, (errmsg("zdd: no background worker slot free to hand the backfill over"),
+                          errhint("Raise max_worker_processes, then call zdd.resume(id).")));
+          });
+        return;
+      }
+    } catch (...) {
+      log_loop_error();
+      sleep_ms = 5000;
     }
-    if (sleep_ms > 0) ddl::sleep_ms(sleep_ms);
+    if (sleep_ms > 0) idle_sleep(sleep_ms);
   }
 }
 
@@ -285,6 +359,11 @@ void request_stop(const catalog::Transition &t) {
 // See backfill.hpp: settings, and the launcher under preload.
 void init() {
   define_settings();
+  DefineCustomIntVariable("zdd.launcher_naptime",
+                          "Time between two scans of the databases by the zdd launcher.",
+                          "A backfill whose worker died is picked up again within this time.",
+                          &launcher_naptime_s, 30, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+                          nullptr, nullptr);
   if (!process_shared_preload_libraries_in_progress) return;
   BackgroundWorker w;
   memset(&w, 0, sizeof(w));
@@ -298,42 +377,53 @@ void init() {
   RegisterBackgroundWorker(&w);
 }
 
-// Launcher: scouts every database that accepts connections, one at a time,
-// then sleeps until shutdown.
-void launcher_main() {
-  start_process(false);
-  pg_call([] { BackgroundWorkerInitializeConnection(nullptr, nullptr, 0); });
-  std::vector<Oid> databases;
-  pg_call([] {
+// The databases that accept connections (the launcher's scan list).
+std::vector<Oid> databases() {
+  std::vector<Oid> out;
+  pg_call([&] {
     StartTransactionCommand();
     (void)GetTransactionSnapshot();
-  });
-  pg_call([&] {
     Relation rel = table_open(DatabaseRelationId, AccessShareLock);
     TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
     HeapTuple tup;
     while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
       Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
-      if (db->datallowconn && !db->datistemplate) databases.push_back(db->oid);
+      if (db->datallowconn && !db->datistemplate) out.push_back(db->oid);
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
     CommitTransactionCommand();
   });
-  for (Oid db : databases) {
-    BackgroundWorkerHandle *handle = nullptr;
-    const bool ok = pg_call([&] { return register_worker(db, InvalidOid, InvalidTransactionId, true, &handle); });
-    if (!ok) {
-      pg_call([] { ereport(LOG, (errmsg("zdd launcher: no background worker slot free"))); });
-      break;
-    }
-    pg_call([&] { (void)WaitForBackgroundWorkerShutdown(handle); });
-  }
+  return out;
+}
+
+// Launcher: scouts every database that accepts connections, one at a time,
+// and again every zdd.launcher_naptime, so a backfill whose worker died
+// (or was ended) is picked up again without anybody calling resume.
+void launcher_main() {
+  start_process(false);
+  pg_call([] { BackgroundWorkerInitializeConnection(nullptr, nullptr, 0); });
   for (;;) {
+    for (Oid db : databases()) {
+      BackgroundWorkerHandle *handle = nullptr;
+      const bool ok = pg_call([&] {
+        return register_worker(db, InvalidOid, InvalidTransactionId, true, &handle);
+      });
+      if (!ok) {
+        pg_call([] { ereport(LOG, (errmsg("zdd launcher: no background worker slot free"))); });
+        break;
+      }
+      pg_call([&] { (void)WaitForBackgroundWorkerShutdown(handle); });
+    }
     pg_call([] {
-      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                      long(launcher_naptime_s) * 1000L, PG_WAIT_EXTENSION);
       ResetLatch(MyLatch);
       CHECK_FOR_INTERRUPTS();
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
     });
   }
 }

@@ -10,9 +10,19 @@
 # checkout itself may be unreadable to that user, so everything the server
 # side needs (tests, expected outputs) is copied into the stage.
 
+#
+# ZDD_LANE=debug (make test-debug) runs everything on the debug lane's
+# PostgreSQL (scripts/build-debug-pg.sh: cassert, CLOBBER_FREED_MEMORY,
+# RANDOMIZE_ALLOCATED_MEMORY, USE_VALGRIND), with zdd built against it in
+# the stage.
+
 set -euo pipefail
 
 ZDD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ZDD_LANE=${ZDD_LANE:-release}
+if [ "$ZDD_LANE" = debug ]; then
+  PG_CONFIG="$(bash "$ZDD_ROOT/scripts/build-debug-pg.sh" | tail -1)/bin/pg_config"
+fi
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PG_BINDIR=$("$PG_CONFIG" --bindir)
 PG_PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
@@ -33,7 +43,16 @@ zdd_stage() {
   STAGE=$(mktemp -d /tmp/zdd-stage.XXXXXX)
   chmod 755 "$STAGE"
   local inst="$STAGE/inst"
-  make -s -C "$ZDD_ROOT" install DESTDIR="$inst" >/dev/null
+  if [ "$ZDD_LANE" = debug ]; then
+    # A build of its own against the debug server's headers, in the stage.
+    mkdir -p "$STAGE/build"
+    cp -r "$ZDD_ROOT/Makefile" "$ZDD_ROOT/zdd.control" "$ZDD_ROOT/src" "$ZDD_ROOT/sql-src" \
+      "$ZDD_ROOT/sql-release" "$STAGE/build/"
+    make -s -C "$STAGE/build" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >/dev/null
+    make -s -C "$STAGE/build" PG_CONFIG="$PG_CONFIG" install DESTDIR="$inst" >/dev/null
+  else
+    make -s -C "$ZDD_ROOT" install DESTDIR="$inst" >/dev/null
+  fi
   BIN="$inst$PG_BINDIR"
   local lib="$inst$PG_PKGLIBDIR" share="$inst$PG_SHAREDIR"
   mkdir -p "$BIN" "$lib" "$share/extension"
@@ -84,4 +103,20 @@ start_instance() {
 stop_instance() {
   as_pg "$BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
   PGDATA_STARTED=
+}
+
+# check_server_log LOG...: fails (and prints the lines) when a server log
+# shows a crash (a process ended by a signal other than a test's own
+# SIGKILL), an assertion failure, or a memory-context warning from the
+# debug build.
+check_server_log() {
+  local bad
+  bad=$(grep -hE 'terminated by signal [0-9]+|TRAP:|problem in alloc set|detected write past chunk|leaked (in|during)|WARNING:  .*(still referenced|reference leak|resource was not closed)' "$@" 2>/dev/null \
+        | grep -vE 'terminated by signal 9: Killed' || true)
+  if [ -n "$bad" ]; then
+    echo "FAIL: server log shows a crash or a memory problem:"
+    echo "$bad" | head -20
+    return 1
+  fi
+  echo "ok: server log clean (no crash, no assertion, no memory warning)"
 }

@@ -36,6 +36,7 @@ as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BIN" --inputdir=. --out
   $REGRESS > "$STAGE/regress.log" 2>&1 || rc=$?
 cat "$STAGE/regress.log"; tally regress "$STAGE/regress.log"
 [ $rc -eq 0 ] || { [ -f "$STAGE/regress/regression.diffs" ] && head -300 "$STAGE/regress/regression.diffs"; failures+=(regress-rc); }
+if check_server_log "$STAGE"/regress/log/*.log; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=(regress-log); fi
 fi
 
 if [ -n "$ISOLATION" ]; then
@@ -46,6 +47,7 @@ if [ -n "$ISOLATION" ]; then
     --temp-config=test/regress.conf $ISOLATION > "$STAGE/iso.log" 2>&1 || rc=$?
   cat "$STAGE/iso.log"; tally isolation "$STAGE/iso.log"
   [ $rc -eq 0 ] || { [ -f "$STAGE/isolation/regression.diffs" ] && head -300 "$STAGE/isolation/regression.diffs"; failures+=(isolation-rc); }
+  if check_server_log "$STAGE"/isolation/log/*.log; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=(isolation-log); fi
 fi
 
 if [ -n "$TAP" ]; then
@@ -76,5 +78,5 @@ done
 
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failing suites: ${failures[*]}"
-echo "zdd: $passed passed, $failed failed"
+echo "$ZDD_LANE: $passed passed, $failed failed"
 [ ${#failures[@]} -eq 0 ] && [ "$failed" -eq 0 ]

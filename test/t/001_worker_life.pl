@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ZddCheck;
 
 my $rows = 20000;
 
@@ -211,5 +212,7 @@ like($err, qr/53400/, 'out of slots: resume fails with 53400');
 is($tiny->safe_psql('postgres', "SELECT phase FROM zdd.transition WHERE id = $sid"),
 	'expanded', 'out of slots: resume changed nothing');
 $tiny->stop;
+
+server_logs_clean($node, $plain, $tiny);
 
 done_testing();

@@ -5,6 +5,7 @@
 #include "backfill.hpp"
 #include "ddl.hpp"
 #include "table.hpp"
+#include "twins.hpp"
 
 extern "C" {
 #include "datatype/timestamp.h"
@@ -45,9 +46,13 @@ Datum pause(FunctionCallInfo fcinfo) {
 Datum resume(FunctionCallInfo fcinfo) {
   spi::Connection spi;
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
-  if (t.phase == "backfilled") {
+  if (t.phase == "backfilled" && t.table_exists) {
     // Twins for what was added to the old column since the twins pass
     // (complete refuses until they exist): run that pass again.
+    bool missing = false;
+    for (const auto &it : twins::plan(t.relid, t.old_column, t.new_column))
+      missing = missing || !OidIsValid(it.twin);
+    if (!missing) wrong_phase(t, "resume");
     catalog::execute("UPDATE zdd.transition SET pass = 'twins', next_try_at = NULL WHERE id = $1",
                      {spi::p_int8(t.id)});
     catalog::set_phase(t, "backfilling", "resume: build missing twins");

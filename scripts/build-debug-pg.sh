@@ -13,13 +13,14 @@
 # the build's packages; as a normal user it needs them present.
 set -euo pipefail
 
-ver=$(dpkg-query -W -f='${Version}' postgresql-15)
-upstream=${ver%%-*}
-cache=${ZDD_DEBUG_PG:-/var/tmp/zdd-debug-pg-$upstream}
-prefix=$cache/install
-if [ -f "$cache/.built" ]; then echo "$prefix"; exit 0; fi
-
 log() { echo "zdd debug-pg: $*" >&2; }
+
+installed=$(dpkg-query -W -f='${Version}' postgresql-15)
+# A cached build of the installed minor version, or of any other: return it.
+for dir in "${ZDD_DEBUG_PG:-/var/tmp/zdd-debug-pg-${installed%%-*}}" /var/tmp/zdd-debug-pg-15.*; do
+  if [ -f "$dir/.built" ]; then echo "$dir/install"; exit 0; fi
+done
+
 if [ "$(id -u)" -eq 0 ]; then
   # deb-src twins of the configured Debian archives.
   src=/etc/apt/sources.list.d/zdd-debian-src.sources
@@ -37,18 +38,32 @@ if [ "$(id -u)" -eq 0 ]; then
   [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-mkdir -p "$cache"
+# The installed version's source first; when the archive serves no source
+# for it (Debian's security archive often has binaries only), the newest
+# source of the same major version that it does serve.
+candidates=$( { echo "$installed"; apt-cache showsrc postgresql-15 2>/dev/null | sed -n 's/^Version: //p' | sort -rV; } | awk '!seen[$0]++')
+work=$(mktemp -d /var/tmp/zdd-debug-pg-src.XXXXXX)
+ver=
+for v in $candidates; do
+  log "fetching Debian source postgresql-15=$v"
+  if (cd "$work" && apt-get source -qq --download-only "postgresql-15=$v" >/dev/null 2>&1); then
+    ver=$v; break
+  fi
+  rm -f "$work"/*
+done
+[ -n "$ver" ] || { log "no source of postgresql-15 could be fetched (deb-src)"; exit 1; }
+[ "$ver" = "$installed" ] || log "installed $installed has no source in the archive: building $ver"
+upstream=${ver%%-*}
+cache=${ZDD_DEBUG_PG:-/var/tmp/zdd-debug-pg-$upstream}
+prefix=$cache/install
+rm -rf "$cache/src"; mkdir -p "$cache/src"
+mv "$work"/* "$cache/src/"; rmdir "$work"
+cd "$cache/src"
+# Upstream source without Debian's patches: those hard-wire the package
+# directories (pkglibdir = /usr/lib/postgresql/15/lib), and `make install`
+# would then overwrite the system's server modules.
+dpkg-source -q -x --skip-patches ./*.dsc >/dev/null
 cd "$cache"
-if [ ! -d "src/postgresql-15-$upstream" ]; then
-  rm -rf src && mkdir src && cd src
-  log "fetching Debian source postgresql-15=$ver"
-  apt-get source -qq --download-only "postgresql-15=$ver" >/dev/null
-  # Upstream source without Debian's patches: those hard-wire the package
-  # directories (pkglibdir = /usr/lib/postgresql/15/lib), and `make install`
-  # would then overwrite the system's server modules.
-  dpkg-source -q -x --skip-patches ./*.dsc >/dev/null
-  cd "$cache"
-fi
 build=$cache/src/postgresql-15-$upstream
 cd "$build"
 if [ ! -f config.status ]; then

@@ -17,23 +17,21 @@ namespace zdd::toplevel {
 
 namespace {
 
-// Runs raw (parsed, or built) as a top-level command as role. Parse and
-// plan trees must outlive the transactions the command commits itself
+// Runs raw (parsed, or built) as a top-level command. Parse and plan
+// trees must outlive the transactions the command commits itself
 // (exec_simple_query keeps them in MessageContext): cxt is a context of
 // our own under TopMemoryContext, deleted at the end. On an error the
-// transaction is aborted here and the caller's user restored (an abort
-// restores the user of the transaction the command last started, which
-// is role).
-void run_raw(RawStmt *raw, const char *text, MemoryContext cxt, Oid role) {
-  Oid saved_user;
-  int saved_sec;
-  GetUserIdAndSecContext(&saved_user, &saved_sec);
+// transaction is aborted here.
+//
+// No user switch here: a command that commits and starts transactions
+// itself must not run inside a security-restricted context (StartTransaction
+// asserts it). CREATE INDEX needs none: DefineIndex itself runs the table
+// owner's index expressions as the table owner, security-restricted.
+void run_raw(RawStmt *raw, const char *text, MemoryContext cxt) {
   try {
     pg_call([&] {
       SetCurrentStatementStartTimestamp();
       StartTransactionCommand();
-      SetUserIdAndSecContext(role, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
-                                       SECURITY_RESTRICTED_OPERATION);
       MemoryContextSwitchTo(cxt);
       List *queries = pg_analyze_and_rewrite_fixedparams(raw, text, nullptr, 0, nullptr);
       List *plans = pg_plan_queries(queries, text, CURSOR_OPT_PARALLEL_OK, nullptr);
@@ -47,13 +45,11 @@ void run_raw(RawStmt *raw, const char *text, MemoryContext cxt, Oid role) {
       dest->rDestroy(dest);
       PortalDrop(portal, false);
       CommitTransactionCommand();
-      SetUserIdAndSecContext(saved_user, saved_sec);
       MemoryContextSwitchTo(TopMemoryContext);
     });
   } catch (...) {
     pg_call([&] {
       AbortCurrentTransaction();
-      SetUserIdAndSecContext(saved_user, saved_sec);
       MemoryContextSwitchTo(TopMemoryContext);
     });
     throw;
@@ -70,7 +66,7 @@ MemoryContext statement_context() {
 }  // namespace
 
 // See toplevel.hpp.
-void run(const std::string &sql, Oid role) {
+void run(const std::string &sql) {
   MemoryContext cxt = statement_context();
   const char *text = sql.c_str();
   try {
@@ -81,7 +77,7 @@ void run(const std::string &sql, Oid role) {
       if (list_length(parsed) != 1) elog(ERROR, "zdd: expected one statement: %s", text);
       return linitial_node(RawStmt, parsed);
     });
-    run_raw(raw, text, cxt, role);
+    run_raw(raw, text, cxt);
   } catch (...) {
     pg_call([&] { MemoryContextDelete(cxt); });
     throw;
@@ -90,7 +86,7 @@ void run(const std::string &sql, Oid role) {
 }
 
 // See toplevel.hpp.
-void run(Node *stmt, const std::string &label, Oid role) {
+void run(Node *stmt, const std::string &label) {
   MemoryContext cxt = statement_context();
   try {
     RawStmt *raw = pg_call([&] {
@@ -102,7 +98,7 @@ void run(Node *stmt, const std::string &label, Oid role) {
       MemoryContextSwitchTo(old);
       return r;
     });
-    run_raw(raw, label.c_str(), cxt, role);
+    run_raw(raw, label.c_str(), cxt);
   } catch (...) {
     pg_call([&] { MemoryContextDelete(cxt); });
     throw;

@@ -20,10 +20,11 @@
 //              the unique twin).
 // Twins are recognized by their definition (plan()), never by name: an
 // unrelated object called like a twin is never adopted. New twins get
-// free names; complete gives them the originals' names back. Every step
-// runs as the table's owner in a security-restricted operation, so the
-// owner's CHECK functions and index expressions never run with the rights
-// of whoever started the transition. Brief ACCESS EXCLUSIVE steps go
+// free names; complete gives them the originals' names back. Constraint
+// steps run as the table's owner in a security-restricted operation, and
+// CREATE INDEX runs the owner's index expressions as the owner itself, so
+// the owner's code never runs with the rights of whoever started the
+// transition. Brief ACCESS EXCLUSIVE steps go
 // through ddl::with_lock_retry.
 #include "twins.hpp"
 
@@ -459,11 +460,10 @@ void index_twin(const Context &c, const Item &it) {
         q = fmt::format("{}.{}", spi::ident(c.schema),
                         spi::ident(pg_call([&] { return std::string(get_rel_name(o)); })));
       });
-      toplevel::run(fmt::format("DROP INDEX CONCURRENTLY IF EXISTS {}", q), c.owner);
+      toplevel::run(fmt::format("DROP INDEX CONCURRENTLY IF EXISTS {}", q));
     }
     toplevel::run(stmt, fmt::format("CREATE INDEX CONCURRENTLY {} (zdd twin of {})", spi::ident(name),
-                                    spi::ident(it.name)),
-                  c.owner);
+                                    spi::ident(it.name)));
   } catch (...) {
     pg_call([&] { MemoryContextDelete(keep); });
     throw;

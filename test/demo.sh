@@ -110,4 +110,5 @@ echo "app transactions: $INSERTED (each inserted one row), failed: $FAILED"
 echo "rows: $COUNT = $ROWS seed + $INSERTED inserted? $([ "$COUNT" -eq $((ROWS + INSERTED)) ] && echo yes || echo NO)"
 echo "rows holding another row's value: $BAD"
 echo "checksum of surname: $(q "SELECT md5(string_agg(surname, ',' ORDER BY id)) FROM customer")"
+check_server_log "$DIR/data/server.log"
 [ "$COUNT" -eq $((ROWS + INSERTED)) ] && [ "$BAD" = 0 ] && [ "$FAILED" = 0 ]

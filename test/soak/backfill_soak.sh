@@ -68,5 +68,6 @@ check "inserts = client transactions" "$INSERTS" "$TX"
 check "row count" "$(q "SELECT count(*) FROM customer")" "$((ROWS + INSERTS))"
 check "sum of ids" "$(q "SELECT sum(id) FROM customer")" \
   "$(q "SELECT ($ROWS::numeric * ($ROWS + 1) / 2 + sum(g))::bigint FROM generate_series(1000001, 1000000 + $INSERTS) g")"
+check_server_log "$DIR/data/server.log" || fail=1
 [ $fail -eq 0 ] && echo "backfill soak: PASS" || { echo "backfill soak: FAIL"; cat "$DIR/old.out" "$DIR/new.out"; }
 exit $fail

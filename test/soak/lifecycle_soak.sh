@@ -64,5 +64,6 @@ done
 [ "$(q "SELECT phase FROM zdd.transition WHERE id = $C")" = completed ] || { echo "FAIL: not completed"; fail=1; }
 [ "$(q "SELECT phase FROM zdd.transition WHERE id = $O")" = aborted ] || { echo "FAIL: not aborted"; fail=1; }
 [ "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'other'::regclass AND attname = 'surname' AND NOT attisdropped")" = 0 ] || fail=1
+check_server_log "$DIR/data/server.log" || fail=1
 [ $fail -eq 0 ] && echo "lifecycle soak: PASS" || echo "lifecycle soak: FAIL"
 exit $fail

@@ -160,6 +160,19 @@ INSERT INTO tree (node_id, parent, region) VALUES (101, 100, 'r');
 INSERT INTO tree (node_id, parent, region) VALUES (102, 999, 'r');
 \echo :LAST_ERROR_SQLSTATE
 
+-- 12. the rights the twins need are checked at begin, not after the backfill
+CREATE ROLE zdd_nocreate LOGIN;
+CREATE SCHEMA locked;
+CREATE TABLE locked.t (id int PRIMARY KEY, a text);
+CREATE INDEX ON locked.t (a);
+ALTER TABLE locked.t OWNER TO zdd_nocreate;
+GRANT USAGE ON SCHEMA locked TO zdd_nocreate;
+SET ROLE zdd_nocreate;
+SELECT zdd.begin_rename('locked.t', 'a', 'b');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS new_columns FROM pg_attribute WHERE attrelid = 'locked.t'::regclass AND attname = 'b';
+
 -- 5. complete re-reads what protects the old column under its lock: a
 -- unique index, CHECK, NOT NULL and replica identity added after the twins
 -- pass block it (nothing changed) until resume builds their twins

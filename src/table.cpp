@@ -155,6 +155,38 @@ Column column_to_move(Oid relid, const std::string &name) {
   return c;
 }
 
+void check_twin_rights(Oid relid, AttrNumber old_att) {
+  const std::string name = relname(relid);
+  auto rows = spi::query(
+      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
+      "  AND ($2 = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+      "  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid "
+      "  AND d.refobjid = c.oid AND d.refobjsubid = $2))) "
+      "AND NOT pg_catalog.has_schema_privilege(pg_catalog.current_user(), c.relnamespace, 'CREATE'), "
+      "(SELECT pg_catalog.string_agg(co.confrelid::pg_catalog.regclass::pg_catalog.text, ', ') "
+      " FROM pg_catalog.pg_constraint co WHERE co.conrelid = c.oid AND co.contype = 'f' "
+      " AND $2 = ANY (co.conkey) AND NOT (SELECT pg_catalog.bool_and(pg_catalog.has_column_privilege("
+      "   c.relowner, co.confrelid, k, 'REFERENCES')) FROM pg_catalog.unnest(co.confkey) k)), "
+      "c.relnamespace::pg_catalog.regnamespace::pg_catalog.text, c.relowner::pg_catalog.regrole::pg_catalog.text "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1",
+      {spi::p_oid(relid), spi::p_int4(old_att)});
+  if (rows.empty()) return;
+  if (*rows[0][0] == "t")
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                fmt::format("zdd: the new column's index twins need CREATE on schema {}", *rows[0][2]),
+                fmt::format("Column {} of {} is indexed; the backfill builds the same indexes on the "
+                            "new column as the role that starts the transition.",
+                            old_att, name),
+                fmt::format("GRANT CREATE ON SCHEMA {} to this role, or start the transition as one "
+                            "that has it.",
+                            *rows[0][2]));
+  if (rows[0][1])
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                fmt::format("zdd: the new column's foreign key twins need REFERENCES on {}", *rows[0][1]),
+                fmt::format("They are added as the table's owner, {}.", *rows[0][3]),
+                "GRANT REFERENCES on the referenced columns to the table's owner.");
+}
+
 void check_new_name(Oid relid, const std::string &name) {
   if (name.empty())
     throw Error(ERRCODE_INVALID_NAME, "zdd: the new column name must not be empty");

@@ -27,6 +27,12 @@ void check_walkable(Oid relid);
 // of a type whose new twin can be added without a table rewrite.
 Column column_to_move(Oid relid, const std::string &name);
 
+// The twins of old_att can be built with the rights they will run with:
+// CREATE on the schema for index twins (the starting role), REFERENCES on
+// the referenced columns for foreign key twins (the table's owner); 42501
+// otherwise, before anything changed rather than after the backfill.
+void check_twin_rights(Oid relid, AttrNumber old_att);
+
 // The new name is not used by any column (system columns included).
 void check_new_name(Oid relid, const std::string &name);
 

@@ -47,6 +47,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   table::check_table(relid);  // again: it may have changed while we waited
   table::check_walkable(relid);
   const table::Column old_attr = table::column_to_move(relid, old_col);
+  table::check_twin_rights(relid, old_attr.attnum);
   table::check_new_name(relid, new_col);
   for (const std::string &c : {old_col, new_col})
     if (auto other = catalog::open_transition_using(relid, c))

@@ -42,7 +42,7 @@ sql(q{CREATE TABLE waits (id int PRIMARY KEY, lastname text) ;
     INSERT INTO waits SELECT g, 'n' || g FROM generate_series(1, 40000) g;
     ALTER TABLE waits OWNER TO app});
 my $ok = 0;
-my $rounds = 5;
+my $rounds = 20;
 for my $round (1 .. $rounds)
 {
 	my $id = $node->safe_psql('postgres',

@@ -11,6 +11,7 @@
 // again; record 'completed'. Under the lock, dependents and twins are read
 // again: a twin missing for anything added since the twins pass refuses
 // (55000; zdd.resume(id) builds it), never a silent loss.
+#include "attachments.hpp"
 #include "backfill.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
@@ -87,6 +88,8 @@ void contract(const catalog::Transition &t) {
       "WHERE d.adrelid = $1 AND d.adnum = $2",
       {spi::p_oid(t.relid), spi::p_int4(old_att)});
   const std::string newc = spi::ident(t.new_column);
+  attachments::copy_column_attributes(t.relid, t.old_column, t.new_column);
+  const attachments::Carry carry = attachments::plan_carry(t.relid, t.old_column, t.new_column);
   if (!def.empty() && def[0][0])
     spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def[0][0]));
   spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
@@ -95,7 +98,9 @@ void contract(const catalog::Transition &t) {
   for (const auto &it : items)
     if (it.kind == 'c' || it.kind == 'f')
       spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT", rel, spi::ident(it.name)));
+  for (const auto &sql : carry.before_drop) spi::execute(sql);
   spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
+  for (const auto &sql : carry.after_drop) spi::execute(sql);
   // Every twin takes its original's name (freed by the drop) and role.
   const std::string schema = spi::ident(pg_call([&] {
     return std::string(get_namespace_name(get_rel_namespace(t.relid)));

@@ -1,6 +1,7 @@
 // transition.cpp — zdd.begin_rename() and zdd.abort(): the expand step and
 // its undo. Each runs in the caller's transaction: it does its whole step
 // or, on any error, nothing.
+#include "attachments.hpp"
 #include "backfill.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
@@ -48,6 +49,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   table::check_walkable(relid);
   const table::Column old_attr = table::column_to_move(relid, old_col);
   table::check_twin_rights(relid, old_attr.attnum);
+  attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
   table::check_new_name(relid, new_col);
   for (const std::string &c : {old_col, new_col})
     if (auto other = catalog::open_transition_using(relid, c))
@@ -62,6 +64,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
                            old_attr.type_sql));
   for (const std::string &s : old_attr.column_options)
     spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
+  attachments::copy_column_attributes(relid, old_col, new_col);
   spi::execute(fmt::format(
       "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
       "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",

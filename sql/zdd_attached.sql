@@ -1,0 +1,57 @@
+-- Everything attached to the column survives the rename (issue 9, first
+-- part): serial sequences, column privileges, comment, attribute options,
+-- statistics target, extended statistics; what zdd cannot carry yet is
+-- refused at begin with nothing changed.
+\set SHOW_CONTEXT never
+\set VERBOSITY terse
+-- transition ids start at 9001 in this file, whatever ran before
+SELECT pg_catalog.setval('zdd.transition_id_seq', 9000) AS _ \gset
+CREATE ROLE zdd_ro LOGIN;
+CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, city text);
+INSERT INTO users (name, city) SELECT 'n' || g, 'c' || (g % 7) FROM generate_series(1, 300) g;
+GRANT SELECT (id, name) ON users TO zdd_ro;
+GRANT UPDATE (name) ON users TO zdd_ro WITH GRANT OPTION;
+COMMENT ON COLUMN users.name IS 'full name as printed';
+ALTER TABLE users ALTER COLUMN name SET (n_distinct = -0.5);
+ALTER TABLE users ALTER COLUMN name SET STATISTICS 500;
+CREATE STATISTICS users_name_city (ndistinct, dependencies) ON name, city FROM users;
+ALTER STATISTICS users_name_city SET STATISTICS 200;
+-- the serial column itself, and the text column
+SELECT zdd.begin_rename('users', 'id', 'user_id', pause_ms => 0) AS sid \gset
+SELECT zdd.begin_rename('users', 'name', 'full_name', pause_ms => 0) AS nid \gset
+-- during the transition the read-only role reads the new column already
+SET ROLE zdd_ro;
+SELECT count(*) AS ro_reads_new_column FROM (SELECT full_name FROM users) s;
+RESET ROLE;
+SELECT pg_catalog.col_description('users'::regclass, attnum) AS comment,
+       (SELECT array_agg(o) FROM unnest(attoptions) o WHERE o NOT LIKE 'pg\_%') AS options, attstattarget
+FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'full_name';
+CALL zdd.wait(:sid, '60 s');
+CALL zdd.wait(:nid, '60 s');
+SELECT zdd.complete(:sid);
+SELECT zdd.complete(:nid);
+\d users
+SELECT pg_get_serial_sequence('users', 'user_id') AS sequence;
+INSERT INTO users (full_name) VALUES ('after') RETURNING user_id;
+SELECT a.attname, x.grantee::regrole, x.privilege_type, x.is_grantable
+FROM pg_attribute a, aclexplode(a.attacl) x WHERE a.attrelid = 'users'::regclass AND NOT a.attisdropped ORDER BY 1, 2, 3;
+SELECT pg_catalog.col_description('users'::regclass, attnum) AS comment,
+       (SELECT array_agg(o) FROM unnest(attoptions) o WHERE o NOT LIKE 'pg\_%') AS options, attstattarget
+FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'full_name';
+SELECT stxname, stxkind, stxstattarget, (SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+  WHERE attrelid = stxrelid AND attnum = ANY (stxkeys)) AS columns
+FROM pg_statistic_ext WHERE stxrelid = 'users'::regclass;
+SET ROLE zdd_ro;
+SELECT count(full_name) AS ro_reads_after_complete FROM users;
+RESET ROLE;
+
+-- refused up front: a column other tables reference, a column a stored
+-- generated column is computed from
+CREATE TABLE suppliers (id int PRIMARY KEY, name text);
+CREATE TABLE items (id int PRIMARY KEY, supplier_id int REFERENCES suppliers (id));
+SELECT zdd.begin_rename('suppliers', 'id', 'supplier_id');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE gen (id int PRIMARY KEY, price numeric, gross numeric GENERATED ALWAYS AS (price * 1.2) STORED);
+SELECT zdd.begin_rename('gen', 'price', 'net_price');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS transitions FROM zdd.transition WHERE tbl IN ('suppliers'::regclass, 'gen'::regclass);

@@ -1,0 +1,117 @@
+// attachments.cpp — see attachments.hpp. Catalog reads through SPI; every
+// statement built here quotes its identifiers.
+#include "attachments.hpp"
+
+#include "spi.hpp"
+
+namespace zdd::attachments {
+
+// See attachments.hpp.
+void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_column) {
+  auto fks = spi::query(
+      "SELECT pg_catalog.string_agg(pg_catalog.format('%s on %s', co.conname, "
+      "co.conrelid::pg_catalog.regclass), ', ') FROM pg_catalog.pg_constraint co "
+      "WHERE co.contype = 'f' AND co.confrelid = $1 AND co.conrelid <> $1 AND $2 = ANY (co.confkey)",
+      {spi::p_oid(relid), spi::p_int4(old_att)});
+  if (fks[0][0])
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: column \"{}\" is referenced by other tables' foreign keys", old_column),
+                fmt::format("Referencing: {}. zdd cannot move those foreign keys to the new column yet.",
+                            *fks[0][0]),
+                "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only), or drop and re-create "
+                "those foreign keys around the transition.");
+  auto gen = spi::query(
+      "SELECT pg_catalog.string_agg(a.attname::pg_catalog.text, ', ') FROM pg_catalog.pg_attribute a "
+      "JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum "
+      "JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass "
+      "AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+      "AND d.refobjid = a.attrelid "
+      "WHERE a.attrelid = $1 AND a.attgenerated = 's' AND d.refobjsubid = $2",
+      {spi::p_oid(relid), spi::p_int4(old_att)});
+  if (gen[0][0])
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: stored generated columns are computed from column \"{}\"", old_column),
+                fmt::format("Generated: {}. PostgreSQL 15 cannot point a stored generated column at "
+                            "another column without rewriting the table.",
+                            *gen[0][0]),
+                "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only).");
+}
+
+// See attachments.hpp.
+void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column) {
+  const std::string rel = spi::qualified_relation(relid), newc = spi::ident(new_column);
+  auto grants = spi::query(
+      "SELECT x.privilege_type, x.grantee = 0, x.grantee::pg_catalog.regrole::pg_catalog.text, "
+      "x.is_grantable FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
+      "WHERE a.attrelid = $1 AND a.attname = $2 ORDER BY 1, 3",
+      {spi::p_oid(relid), spi::p_text(old_column)});
+  for (const auto &g : grants)
+    spi::execute(fmt::format("GRANT {} ({}) ON {} TO {}{}", *g[0], newc, rel,
+                             *g[1] == "t" ? std::string("PUBLIC") : *g[2],
+                             *g[3] == "t" ? " WITH GRANT OPTION" : ""));
+  auto attr = spi::query(
+      "SELECT pg_catalog.col_description($1, a.attnum), "
+      "pg_catalog.array_to_string(a.attoptions, ',') FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = $1 AND a.attname = $2",
+      {spi::p_oid(relid), spi::p_text(old_column)});
+  if (attr.empty()) return;
+  if (attr[0][0])
+    spi::execute(fmt::format("COMMENT ON COLUMN {}.{} IS {}", rel, newc, spi::literal(*attr[0][0])));
+  if (attr[0][1] && !attr[0][1]->empty()) {
+    // The planner's options a user sets (n_distinct, n_distinct_inherited);
+    // anything else there is the server's own bookkeeping.
+    std::string opts;
+    for (const auto &r : spi::query("SELECT pg_catalog.split_part(o, '=', 1), pg_catalog.split_part(o, '=', 2) "
+                                    "FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ',')) o "
+                                    "WHERE pg_catalog.split_part(o, '=', 1) IN ('n_distinct', 'n_distinct_inherited')",
+                                    {spi::p_text(*attr[0][1])}))
+      opts += (opts.empty() ? "" : ", ") + *r[0] + " = " + spi::literal(*r[1]);
+    if (!opts.empty())
+      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET ({})", rel, newc, opts));
+  }
+}
+
+// See attachments.hpp.
+Carry plan_carry(Oid relid, const std::string &old_column, const std::string &new_column) {
+  Carry c;
+  const std::string rel = spi::qualified_relation(relid);
+  const std::string oldc = spi::ident(old_column), newc = spi::ident(new_column);
+  // Sequences owned by the old column (serial): owned by the new one.
+  for (const auto &r : spi::query(
+           "SELECT d.objid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_depend d "
+           "JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+           "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+           "WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+           "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+           "AND d.refobjid = $1 AND a.attname = $2 AND d.deptype = 'a'",
+           {spi::p_oid(relid), spi::p_text(old_column)}))
+    c.before_drop.push_back(fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *r[0], rel, newc));
+  // Extended statistics objects on the old column: created again with the
+  // column replaced, under their own names and statistics targets.
+  for (const auto &r : spi::query(
+           "SELECT pg_catalog.format('%I.%I', n.nspname, s.stxname), "
+           "(SELECT pg_catalog.string_agg(CASE k WHEN 'd' THEN 'ndistinct' WHEN 'f' THEN 'dependencies' "
+           "  WHEN 'm' THEN 'mcv' END, ', ') FROM pg_catalog.unnest(s.stxkind) k WHERE k <> 'e'), "
+           "(SELECT pg_catalog.string_agg(CASE WHEN a.attname = $2 THEN $3 ELSE pg_catalog.quote_ident(a.attname) END, "
+           "  ', ' ORDER BY x.i) FROM pg_catalog.unnest(s.stxkeys::pg_catalog.int2[]) WITH ORDINALITY x(k, i) "
+           "  JOIN pg_catalog.pg_attribute a ON a.attrelid = s.stxrelid AND a.attnum = x.k), "
+           "s.stxstattarget, s.stxexprs IS NOT NULL "
+           "FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace "
+           "JOIN pg_catalog.pg_attribute a ON a.attrelid = s.stxrelid AND a.attname = $2 "
+           "WHERE s.stxrelid = $1 AND a.attnum = ANY (s.stxkeys::pg_catalog.int2[])",
+           {spi::p_oid(relid), spi::p_text(old_column), spi::p_text(newc)})) {
+    if (*r[4] == "t")
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  fmt::format("zdd: statistics object {} has expressions", *r[0]),
+                  "zdd carries statistics objects on plain columns only.",
+                  "Drop it before complete and create it again on the new column afterwards.");
+    c.after_drop.push_back(fmt::format("CREATE STATISTICS {}{} ON {} FROM {}", *r[0],
+                                       r[1] ? " (" + *r[1] + ")" : std::string(), *r[2], rel));
+    if (*r[3] != "-1")
+      c.after_drop.push_back(fmt::format("ALTER STATISTICS {} SET STATISTICS {}", *r[0], *r[3]));
+  }
+  (void)oldc;
+  return c;
+}
+
+}  // namespace zdd::attachments

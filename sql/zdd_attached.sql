@@ -45,6 +45,34 @@ SET ROLE zdd_ro;
 SELECT count(full_name) AS ro_reads_after_complete FROM users;
 RESET ROLE;
 
+-- an identity column: the new column becomes the identity, its sequence
+-- carries on where the old one was
+CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 5) PRIMARY KEY, t text);
+INSERT INTO tickets (t) SELECT 'x' || g FROM generate_series(1, 50) g;
+SELECT zdd.begin_rename('tickets', 'id', 'ticket_id', pause_ms => 0) AS tk \gset
+INSERT INTO tickets (t) VALUES ('during') RETURNING id, ticket_id;
+CALL zdd.wait(:tk, '60 s');
+SELECT zdd.complete(:tk);
+SELECT attname, attidentity, attnotnull FROM pg_attribute WHERE attrelid = 'tickets'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+SELECT pg_get_serial_sequence('tickets', 'ticket_id') AS sequence;
+INSERT INTO tickets (t) VALUES ('after') RETURNING ticket_id;
+INSERT INTO tickets (ticket_id, t) VALUES (1, 'explicit');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*), count(DISTINCT ticket_id) FROM tickets;
+
+-- twins of a long table name renamed to a long column name: every twin
+-- gets a name of its own, within 63 bytes, and its original's name back
+CREATE TABLE customer_accounts_history_2024 (id int PRIMARY KEY, lastname text, region text,
+  UNIQUE (lastname), UNIQUE (lastname, region));
+CREATE INDEX customer_accounts_history_2024_lastname_region_idx ON customer_accounts_history_2024 (lastname, region);
+INSERT INTO customer_accounts_history_2024 SELECT g, 'n' || g, 'r' || (g % 3) FROM generate_series(1, 100) g;
+SELECT zdd.begin_rename('customer_accounts_history_2024', 'lastname', 'family_name_as_printed_on_passport', pause_ms => 0) AS long \gset
+CALL zdd.wait(:long, '60 s');
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'customer_accounts_history_2024'::regclass;
+SELECT zdd.complete(:long);
+SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = 'customer_accounts_history_2024'::regclass ORDER BY 1;
+
 -- refused up front: a column other tables reference, a column a stored
 -- generated column is computed from
 CREATE TABLE suppliers (id int PRIMARY KEY, name text);

@@ -21,8 +21,6 @@ SELECT zdd.begin_rename('t', 'ctid', 'b');
 \echo :LAST_ERROR_SQLSTATE
 SELECT zdd.begin_rename('t', 'g', 'g2');
 \echo :LAST_ERROR_SQLSTATE
-SELECT zdd.begin_rename('t', 'ident', 'ident2');
-\echo :LAST_ERROR_SQLSTATE
 SELECT zdd.begin_rename('dom', 'd', 'd2');
 \echo :LAST_ERROR_SQLSTATE
 SELECT zdd.begin_rename('t', 'lastname', 'id');

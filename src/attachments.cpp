@@ -86,6 +86,28 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
            "AND d.refobjid = $1 AND a.attname = $2 AND d.deptype = 'a'",
            {spi::p_oid(relid), spi::p_text(old_column)}))
     c.before_drop.push_back(fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *r[0], rel, newc));
+  // An identity column: the new column becomes the identity after the drop
+  // (catalog-only: ADD GENERATED on a NOT NULL column), its sequence under
+  // the old one's name, options and position.
+  for (const auto &r : spi::query(
+           "SELECT CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END, "
+           "pg_catalog.format('%I.%I', n.nspname, sc.relname), "
+           "NULL, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, "
+           "s.seqcycle, COALESCE(pg_catalog.pg_sequence_last_value(sc.oid) + s.seqincrement, s.seqstart) "
+           "FROM pg_catalog.pg_attribute a "
+           "JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+           "AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i' "
+           "AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+           "JOIN pg_catalog.pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S' "
+           "JOIN pg_catalog.pg_namespace n ON n.oid = sc.relnamespace "
+           "JOIN pg_catalog.pg_sequence s ON s.seqrelid = sc.oid "
+           "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attidentity <> ''",
+           {spi::p_oid(relid), spi::p_text(old_column)}))
+    c.after_drop.push_back(fmt::format(
+        "ALTER TABLE ONLY {} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {} "
+        "INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {} {} START WITH {})",
+        rel, newc, *r[0], *r[1], *r[3], *r[4], *r[5], *r[6], *r[7] == "t" ? "CYCLE" : "NO CYCLE",
+        *r[8]));
   // Extended statistics objects on the old column: created again with the
   // column replaced, under their own names and statistics targets.
   for (const auto &r : spi::query(

@@ -108,11 +108,6 @@ Column column_to_move(Oid relid, const std::string &name) {
                 fmt::format("zdd: cannot rename generated column \"{}\"", name),
                 "Generated columns are computed from other columns; rename them with "
                 "ALTER TABLE ... RENAME COLUMN, which is a catalog-only change.");
-  if (a.attidentity != '\0')
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                fmt::format("zdd: cannot rename identity column \"{}\"", name),
-                "An identity column's sequence cannot be shared by two columns.");
-
   // A domain with constraints makes ADD COLUMN check every row under an
   // ACCESS EXCLUSIVE lock (a full table rewrite): refuse rather than stall.
   const bool domain_checks = pg_call([&] { return DomainHasConstraints(a.atttypid); });

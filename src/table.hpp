@@ -23,7 +23,7 @@ void check_table(Oid relid);
 // hide rows from its owner (0A000 otherwise).
 void check_walkable(Oid relid);
 
-// The old column: exists, is a user column, not generated, not identity,
+// The old column: exists, is a user column, not generated (identity is fine),
 // of a type whose new twin can be added without a table rewrite.
 Column column_to_move(Oid relid, const std::string &name);
 

@@ -73,6 +73,28 @@ SELECT zdd.complete(:long);
 SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = 'customer_accounts_history_2024'::regclass ORDER BY 1;
 
+-- defaults during the transition: DEFAULT through the new name, explicit
+-- values for now() and sequence columns, an explicit NULL, COPY
+CREATE SEQUENCE ev_seq;
+CREATE TABLE ev (id int PRIMARY KEY DEFAULT nextval('ev_seq'), label text DEFAULT 'none',
+                 at timestamptz NOT NULL DEFAULT now(), note text);
+INSERT INTO ev (note) SELECT 'x' FROM generate_series(1, 3);
+SELECT zdd.begin_rename('ev', 'label', 'tag', start_backfill => false) AS l \gset
+SELECT zdd.begin_rename('ev', 'at', 'created_at', start_backfill => false) AS a \gset
+SELECT zdd.begin_rename('ev', 'id', 'event_id', start_backfill => false) AS i \gset
+UPDATE ev SET tag = 'x1' WHERE id = 1;
+UPDATE ev SET tag = DEFAULT WHERE id = 1;
+INSERT INTO ev (event_id, tag, created_at) VALUES (500, 't', '2020-01-01');
+INSERT INTO ev (event_id, tag) VALUES (501, NULL);
+INSERT INTO ev (label) VALUES ('old app');
+INSERT INTO ev (event_id, label, tag) VALUES (502, 'maps both', NULL);
+COPY ev (id, label, note) FROM stdin;
+503	copied	c
+\.
+SELECT id, event_id, label, tag, at = created_at AS at_in_step, at < '2021-01-01' AS given_time
+FROM ev WHERE id = 1 OR id >= 4 ORDER BY id;
+SELECT zdd.abort(:l), zdd.abort(:a), zdd.abort(:i);
+
 -- refused up front: a column other tables reference, a column a stored
 -- generated column is computed from
 CREATE TABLE suppliers (id int PRIMARY KEY, name text);

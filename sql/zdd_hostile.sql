@@ -37,7 +37,7 @@ SELECT zdd.begin_rename('tenants', 'lastname', 'surname');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 -- nothing changed by any of those
-SELECT count(*) AS transitions FROM zdd.transition WHERE id > 7000;
+SELECT count(*) AS transitions FROM zdd.transition WHERE id BETWEEN 7001 AND 7999;
 SELECT attrelid::regclass, attname FROM pg_attribute
 WHERE attrelid IN ('meas'::regclass, 'meas_c'::regclass, 'ruled'::regclass, 'tenants'::regclass)
   AND attname IN ('town', 'b', 'surname');

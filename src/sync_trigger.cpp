@@ -14,6 +14,7 @@
 #include "compare.hpp"
 #include "error.hpp"
 #include "settings.hpp"
+#include "statement_columns.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
@@ -30,6 +31,14 @@ namespace zdd::sync {
 
 namespace {
 
+// A column's default when it is a constant (copied into CacheMemoryContext).
+struct ConstDefault {
+  bool has;
+  bool isnull;
+  bool byval;  // how value was copied (the column's type may change later)
+  Datum value;
+};
+
 // What the trigger needs about its transition; lives in CacheMemoryContext.
 struct Entry {
   Oid tgoid;  // hash key
@@ -39,10 +48,7 @@ struct Entry {
   AttrNumber old_att, new_att;
   int16 typlen;
   bool typbyval;
-  bool has_default;  // old column has a constant default
-  bool default_null;
-  bool default_byval;  // how default_value was copied (the column's type may change)
-  Datum default_value;
+  ConstDefault old_default, new_default;
 };
 
 HTAB *cache = nullptr;
@@ -63,6 +69,24 @@ AttrNumber find_column(TupleDesc desc, const char *name) {
     if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0) return a->attnum;
   }
   return InvalidAttrNumber;
+}
+
+// Caches column att's default in d when it is a constant, freeing what d
+// held before.
+void cache_default(ConstDefault *d, Relation rel, AttrNumber att, bool byval, int16 len) {
+  if (d->has && !d->byval && !d->isnull) pfree(DatumGetPointer(d->value));
+  d->has = false;
+  Node *def = build_column_default(rel, att);
+  if (def == nullptr) return;
+  def = eval_const_expressions(nullptr, def);
+  if (!IsA(def, Const)) return;
+  Const *c = castNode(Const, def);
+  MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+  d->has = true;
+  d->isnull = c->constisnull;
+  d->byval = byval;
+  d->value = c->constisnull ? (Datum)0 : datumCopy(c->constvalue, byval, len);
+  MemoryContextSwitchTo(old);
 }
 
 // Fills e from the trigger's arguments and the relation's descriptor.
@@ -93,24 +117,11 @@ void build(Entry *e, TriggerData *td) {
   e->typlen = oa->attlen;
   e->typbyval = oa->attbyval;
 
-  // The old column's default, if it is a constant: an INSERT that leaves
-  // the old column at it counts as "old not given" (SPEC 4).
-  if (e->has_default && !e->default_byval && !e->default_null)
-    pfree(DatumGetPointer(e->default_value));
-  e->has_default = false;
-  Node *def = build_column_default(rel, e->old_att);
-  if (def != nullptr) {
-    def = eval_const_expressions(nullptr, def);
-    if (IsA(def, Const)) {
-      Const *c = castNode(Const, def);
-      MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
-      e->has_default = true;
-      e->default_null = c->constisnull;
-      e->default_byval = e->typbyval;
-      e->default_value = c->constisnull ? (Datum)0 : datumCopy(c->constvalue, e->typbyval, e->typlen);
-      MemoryContextSwitchTo(old);
-    }
-  }
+  // The columns' defaults, if constants: where the executor does not say
+  // which columns an INSERT named (COPY), a column left at its default
+  // counts as "not given" (SPEC 4).
+  cache_default(&e->old_default, rel, e->old_att, e->typbyval, e->typlen);
+  cache_default(&e->new_default, rel, e->new_att, e->typbyval, e->typlen);
   e->valid = true;
 }
 
@@ -132,7 +143,8 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
     e = static_cast<Entry *>(hash_search(cache, &td->tg_trigger->tgoid, HASH_ENTER, &found));
     if (!found) {
       e->valid = false;
-      e->has_default = false;
+      e->old_default.has = false;
+      e->new_default.has = false;
     }
     fcinfo->flinfo->fn_extra = e;
   }
@@ -182,22 +194,39 @@ HeapTuple set_column(TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v, 
   return heap_modify_tuple_by_cols(tuple, RelationGetDescr(td->tg_relation), 1, &col, &v, &isnull);
 }
 
-// INSERT: fill whichever side was not given (SPEC 4).
+// True when the value is the column's constant default.
+bool at_default(const Entry *e, const ConstDefault &d, Datum v, bool isnull) {
+  return d.has && same(e, v, isnull, d.value, d.isnull);
+}
+
+// INSERT: fill whichever side the statement did not give (SPEC 4). Which
+// columns it named comes from the executor (statement_columns); for COPY,
+// which does not say, a column that is NULL or at its constant default
+// counts as not given.
 HeapTuple on_insert(const Entry *e, TriggerData *td) {
   TupleTableSlot *slot = td->tg_trigslot;
   HeapTuple tuple = td->tg_trigtuple;
   bool onull, nnull;
   Datum ov = slot_getattr(slot, e->old_att, &onull);
   Datum nv = slot_getattr(slot, e->new_att, &nnull);
-
-  if (nnull) return onull ? tuple : set_column(td, tuple, e->new_att, ov, onull);
-  const bool old_given =
-      !onull && !(e->has_default && same(e, ov, onull, e->default_value, e->default_null));
-  if (!old_given) {
-    if (same(e, ov, onull, nv, nnull)) return tuple;
-    return set_column(td, tuple, e->old_att, nv, nnull);
-  }
   if (same(e, ov, onull, nv, nnull)) return tuple;
+
+  bool old_given, new_given;
+  if (const Bitmapset *named = statement_columns::inserted(e->relid)) {
+    old_given = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, named);
+    new_given = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, named);
+    // Both named, one of them NULL or at its default (an app that maps both
+    // columns and set one): that one was not given (SPEC 4).
+    if (old_given && new_given && (nnull || at_default(e, e->new_default, nv, nnull)))
+      new_given = false;
+    else if (old_given && new_given && (onull || at_default(e, e->old_default, ov, onull)))
+      old_given = false;
+  } else {
+    old_given = !onull && !at_default(e, e->old_default, ov, onull);
+    new_given = !nnull && !at_default(e, e->new_default, nv, nnull);
+  }
+  if (!new_given) return set_column(td, tuple, e->new_att, ov, onull);  // old is the truth
+  if (!old_given) return set_column(td, tuple, e->old_att, nv, nnull);
   // Both given and different: a declared side settles it, else a conflict.
   if (settings::side == settings::SideOld) return set_column(td, tuple, e->new_att, ov, onull);
   if (settings::side == settings::SideNew) return set_column(td, tuple, e->old_att, nv, nnull);

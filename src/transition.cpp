@@ -65,6 +65,19 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   for (const std::string &s : old_attr.column_options)
     spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
   attachments::copy_column_attributes(relid, old_col, new_col);
+  // The same default, so that the new app's DEFAULT (and an INSERT that
+  // omits the column) gives the column's default during the transition; a
+  // sequence's default stays with the old column until complete, so that
+  // an INSERT does not draw two numbers.
+  auto def = spi::query(
+      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid), EXISTS (SELECT 1 FROM pg_catalog.pg_depend p "
+      "JOIN pg_catalog.pg_class s ON s.oid = p.refobjid AND s.relkind = 'S' "
+      "WHERE p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND p.objid = d.oid) "
+      "FROM pg_catalog.pg_attrdef d WHERE d.adrelid = $1 AND d.adnum = $2",
+      {spi::p_oid(relid), spi::p_int4(old_attr.attnum)});
+  if (!def.empty() && def[0][0] && *def[0][1] == "f")
+    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel,
+                             spi::ident(new_col), *def[0][0]));
   spi::execute(fmt::format(
       "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
       "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",

@@ -2,6 +2,7 @@
 #include "backfill.hpp"
 #include "quiet_triggers.hpp"
 #include "settings.hpp"
+#include "statement_columns.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -17,6 +18,7 @@ void _PG_init(void) {
     zdd::settings::define();
     zdd::backfill::init();
     zdd::quiet_triggers::install();
+    zdd::statement_columns::install();
     MarkGUCPrefixReserved("zdd");
   });
 }

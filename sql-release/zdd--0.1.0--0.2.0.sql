@@ -17,3 +17,9 @@ CREATE POLICY readers ON zdd.transition FOR SELECT
 CREATE POLICY readers ON zdd.history FOR SELECT
   USING (EXISTS (SELECT 1 FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) transition_id));
 ALTER VIEW zdd.status SET (security_invoker = true);
+
+-- The preflight.
+CREATE FUNCTION zdd.check_rename(tbl regclass, old_column name, new_column name)
+RETURNS TABLE (severity text, object text, finding text, action text)
+AS 'MODULE_PATHNAME', 'zdd_check_rename'
+LANGUAGE C VOLATILE;

@@ -32,3 +32,12 @@ CREATE FUNCTION zdd.sync_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'zdd_sync_trigger'
 LANGUAGE C;
+
+-- A preflight, from the catalogs only, changing nothing: what begin_rename
+-- would refuse (blocker), what would later block complete or needs the
+-- DBA's attention (warning), what zdd carries and how long it will take
+-- (note). Blockers first.
+CREATE FUNCTION zdd.check_rename(tbl regclass, old_column name, new_column name)
+RETURNS TABLE (severity text, object text, finding text, action text)
+AS 'MODULE_PATHNAME', 'zdd_check_rename'
+LANGUAGE C VOLATILE;

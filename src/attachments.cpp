@@ -20,6 +20,17 @@ void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_colu
                             *fks[0][0]),
                 "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only), or drop and re-create "
                 "those foreign keys around the transition.");
+  auto excl = spi::query(
+      "SELECT pg_catalog.string_agg(co.conname::pg_catalog.text, ', ') FROM pg_catalog.pg_constraint co "
+      "WHERE co.contype = 'x' AND co.conrelid = $1 AND $2 = ANY (co.conkey)",
+      {spi::p_oid(relid), spi::p_int4(old_att)});
+  if (excl[0][0])
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: column \"{}\" is in exclusion constraints", old_column),
+                fmt::format("Exclusion constraints: {}. zdd cannot rebuild them on the new column "
+                            "without blocking writes.",
+                            *excl[0][0]),
+                "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only).");
   auto gen = spi::query(
       "SELECT pg_catalog.string_agg(a.attname::pg_catalog.text, ', ') FROM pg_catalog.pg_attribute a "
       "JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum "

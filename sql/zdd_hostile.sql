@@ -128,7 +128,11 @@ INSERT INTO dropkey SELECT g, 'n' || g FROM generate_series(1, 100) g;
 CREATE TABLE other (id int PRIMARY KEY, lastname text);
 INSERT INTO other SELECT g, 'n' || g FROM generate_series(1, 1000) g;
 SELECT zdd.begin_rename('dropkey', 'lastname', 'surname', batch_size => 1, pause_ms => 500) AS dk \gset
-SELECT pg_sleep(1);
+CREATE FUNCTION wait_walking(bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE (SELECT rows_done FROM zdd.transition WHERE id = $1) = 0 LOOP PERFORM pg_sleep(0.05); END LOOP;
+END $$;
+SELECT wait_walking(:dk);
 ALTER TABLE dropkey DROP CONSTRAINT dropkey_pkey;
 SELECT zdd.begin_rename('other', 'lastname', 'surname', pause_ms => 0) AS oth \gset
 CALL zdd.wait(:dk, '60 s');

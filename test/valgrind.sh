@@ -23,7 +23,7 @@ case " \$* " in
   *" --boot "*|*" --single "*|*" -V "*|*" --version "*|*" -C "*|*" --describe-config "*)
     exec "\$(dirname "\$0")/postgres.bin" "\$@" ;;
 esac
-exec valgrind --quiet --trace-children=yes --track-origins=yes --read-var-info=yes \
+exec valgrind --quiet --trace-children=yes --track-origins=yes \
   --num-callers=30 --leak-check=no --error-limit=no --gen-suppressions=all \
   --suppressions="$STAGE/valgrind.supp" --log-file="$VG/%p.log" \
   "\$(dirname "\$0")/postgres.bin" "\$@"

@@ -8,18 +8,6 @@ namespace zdd::attachments {
 
 // See attachments.hpp.
 void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_column) {
-  auto fks = spi::query(
-      "SELECT pg_catalog.string_agg(pg_catalog.format('%s on %s', co.conname, "
-      "co.conrelid::pg_catalog.regclass), ', ') FROM pg_catalog.pg_constraint co "
-      "WHERE co.contype = 'f' AND co.confrelid = $1 AND co.conrelid <> $1 AND $2 = ANY (co.confkey)",
-      {spi::p_oid(relid), spi::p_int4(old_att)});
-  if (fks[0][0])
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                fmt::format("zdd: column \"{}\" is referenced by other tables' foreign keys", old_column),
-                fmt::format("Referencing: {}. zdd cannot move those foreign keys to the new column yet.",
-                            *fks[0][0]),
-                "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only), or drop and re-create "
-                "those foreign keys around the transition.");
   auto excl = spi::query(
       "SELECT pg_catalog.string_agg(co.conname::pg_catalog.text, ', ') FROM pg_catalog.pg_constraint co "
       "WHERE co.contype = 'x' AND co.conrelid = $1 AND $2 = ANY (co.conkey)",

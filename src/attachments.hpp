@@ -8,9 +8,8 @@
 namespace zdd::attachments {
 
 // Refuses (0A000, before anything changed) what would block complete and
-// zdd cannot carry over: other tables' foreign keys referencing the old
-// column, stored generated columns computed from it, exclusion constraints
-// on it.
+// zdd cannot carry over: stored generated columns computed from the old
+// column, exclusion constraints on it.
 void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_column);
 
 // Gives the new column the old one's column privileges (same grantees,

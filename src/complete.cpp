@@ -28,8 +28,9 @@ namespace zdd {
 
 namespace {
 
-// Objects other than the table's own indexes and constraints that depend
-// on column att of relid, described for an error message.
+// Objects other than the table's own indexes and constraints (and other
+// tables' foreign keys, which have twins) that depend on column att of
+// relid, described for an error message.
 std::vector<std::string> dependents(Oid relid, int att) {
   auto rows = spi::query(
       "SELECT DISTINCT pg_catalog.pg_describe_object(CASE WHEN rw.oid IS NULL THEN d.classid "
@@ -41,7 +42,7 @@ std::vector<std::string> dependents(Oid relid, int att) {
       "  AND co.oid = d.objid "
       "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1 "
       "AND d.refobjsubid = $2 AND d.deptype = 'n' "
-      "AND NOT (co.oid IS NOT NULL AND co.conrelid = $1) "
+      "AND NOT (co.oid IS NOT NULL AND (co.conrelid = $1 OR (co.contype = 'f' AND co.confrelid = $1))) "
       "AND NOT (rw.oid IS NOT NULL AND rw.ev_class = $1) ORDER BY 1",
       {spi::p_oid(relid), spi::p_int4(att)});
   std::vector<std::string> out;
@@ -95,9 +96,13 @@ void contract(const catalog::Transition &t) {
   spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
   // The originals' constraints first: a self-referencing foreign key that
   // references the old column would make DROP COLUMN ... RESTRICT refuse.
+  // Other tables' foreign keys too (their tables locked after ours, under
+  // the same retry policy).
   for (const auto &it : items)
-    if (it.kind == 'c' || it.kind == 'f')
-      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT", rel, spi::ident(it.name)));
+    if (it.kind == 'c' || it.kind == 'f' || it.kind == 'r')
+      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT",
+                               it.kind == 'r' ? spi::qualified_relation(it.table) : rel,
+                               spi::ident(it.name)));
   for (const auto &sql : carry.before_drop) spi::execute(sql);
   spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
   for (const auto &sql : carry.after_drop) spi::execute(sql);
@@ -116,8 +121,9 @@ void contract(const catalog::Transition &t) {
     } else if (it.kind == 'i') {
       spi::execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", schema, spi::ident(it.twin_name),
                                spi::ident(it.name)));
-    } else if (it.kind == 'c' || it.kind == 'f') {
-      spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME CONSTRAINT {} TO {}", rel,
+    } else if (it.kind == 'c' || it.kind == 'f' || it.kind == 'r') {
+      spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME CONSTRAINT {} TO {}",
+                               it.kind == 'r' ? spi::qualified_relation(it.table) : rel,
                                spi::ident(it.twin_name), spi::ident(it.name)));
     }
     if (it.kind == 'i' && it.replica_identity)

@@ -86,7 +86,7 @@ void observations(Oid relid, const std::string &oldc, std::vector<Finding> &out)
            "AND d.refobjsubid = $2 AND d.deptype = 'n' "
            "AND d.classid NOT IN ('pg_catalog.pg_trigger'::pg_catalog.regclass, "
            "  'pg_catalog.pg_attrdef'::pg_catalog.regclass) "
-           "AND NOT (co.oid IS NOT NULL AND co.conrelid = $1) "
+           "AND NOT (co.oid IS NOT NULL AND (co.conrelid = $1 OR (co.contype = 'f' AND co.confrelid = $1))) "
            "AND NOT (rw.oid IS NOT NULL AND rw.ev_class = $1) ORDER BY 1",
            p))
     out.push_back({"warning", r[0].value_or("?"), "depends on the old column: complete refuses (2BP01) while it does",
@@ -115,6 +115,14 @@ void observations(Oid relid, const std::string &oldc, std::vector<Finding> &out)
            p))
     out.push_back({"note", fmt::format("index {}", *r[0]), "is the replica identity",
                    "Carried: complete makes its twin the replica identity."});
+  for (const auto &r : spi::query(
+           "SELECT pg_catalog.format('foreign key %I of %s', co.conname, co.conrelid::pg_catalog.regclass) "
+           "FROM pg_catalog.pg_constraint co WHERE co.contype = 'f' AND co.confrelid = $1 "
+           "AND co.conrelid <> $1 AND $2 = ANY (co.confkey) ORDER BY 1",
+           p))
+    out.push_back({"note", *r[0], "references the old column",
+                   "Carried: a twin on that table references the new column (NOT VALID, then "
+                   "validated); complete swaps them, locking this table first."});
   for (const auto &r : spi::query(
            "SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
            "WHERE a.attrelid = $1 AND a.attnum = $2",

@@ -8,6 +8,7 @@
 #include "settings.hpp"
 #include "spi.hpp"
 #include "table.hpp"
+#include "twins.hpp"
 
 extern "C" {
 #include "storage/lmgr.h"
@@ -108,6 +109,12 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
       pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
       spi::execute(
           fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
+      // Twins on other tables (foreign keys referencing the new column) go
+      // first: the new column's own twins go with it.
+      for (const auto &it : twins::plan(t.relid, t.old_column, t.new_column))
+        if (it.kind == 'r' && OidIsValid(it.twin))
+          spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT",
+                                   spi::qualified_relation(it.table), spi::ident(it.twin_name)));
       spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
                                spi::ident(t.new_column)));
     });

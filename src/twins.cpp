@@ -115,24 +115,25 @@ std::string map_key(const std::string &indkey, int old_att, int new_att) {
 }
 
 // Replaces identifier from_q by to_q inside the parenthesized column lists
-// of a foreign key's definition text: the local list, a SET NULL / SET
-// DEFAULT list, and the referenced list when refs_too (a self-reference).
-// Column lists hold only quoted-as-needed identifiers and ", ".
+// of a foreign key's definition text: with local, the local list and a
+// SET NULL / SET DEFAULT list; with refs, the referenced list (a
+// self-reference has both; another table's key referencing ours, refs
+// only). Column lists hold only quoted-as-needed identifiers and ", ".
 std::string swap_fk_columns(const std::string &def, const std::string &from_q,
-                            const std::string &to_q, bool refs_too) {
+                            const std::string &to_q, bool local, bool refs) {
   std::string out;
   size_t i = 0;
-  const size_t refs = def.find(" REFERENCES ");
+  const size_t refs_at = def.find(" REFERENCES ");
   while (i < def.size()) {
     if (def[i] != '(') {
       out += def[i++];
       continue;
     }
     const size_t close = def.find(')', i);
-    const bool in_refs = refs != std::string::npos && i > refs &&
+    const bool in_refs = refs_at != std::string::npos && i > refs_at &&
                          def.rfind(" ON ", i) == std::string::npos;
     std::string list = def.substr(i + 1, close - i - 1);
-    if (!in_refs || refs_too) {
+    if (in_refs ? refs : local) {
       std::string mapped, item;
       size_t p = 0;
       while (p <= list.size()) {
@@ -282,7 +283,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
     if (*r[2] == "c")
       return "CHECK (" + deparse(*r[5], relid, from, to) + ")" + (*r[4] == "t" ? " NO INHERIT" : "");
     std::string def = valid_form(*r[6]);
-    return from > 0 ? swap_fk_columns(def, from_q, to_q, *r[9] == "t") : def;
+    return from > 0 ? swap_fk_columns(def, from_q, to_q, true, *r[9] == "t") : def;
   };
   for (const auto &o : cons) {
     if (*o[7] != "t" || *o[8] == "t") continue;
@@ -296,6 +297,34 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
       for (const auto &c : cons)
         if (*c[8] == "t" && *c[7] != "t" && *c[2] == *o[2] && (*c[3] == "t" || !it.validated) &&
             cons_def(c, 0, 0) == it.definition) {
+          it.twin = static_cast<Oid>(std::stoul(*c[0]));
+          it.twin_name = *c[1];
+          break;
+        }
+    items.push_back(it);
+  }
+
+  // Other tables' foreign keys that reference the old column: twins that
+  // reference the new column (its unique twin), on those tables.
+  auto refs = spi::query(
+      "SELECT co.oid, co.conname, co.convalidated, pg_catalog.pg_get_constraintdef(co.oid), "
+      "co.conrelid, $2 = ANY (co.confkey), $3 = ANY (co.confkey) "
+      "FROM pg_catalog.pg_constraint co WHERE co.contype = 'f' AND co.confrelid = $1 "
+      "AND co.conrelid <> $1 ORDER BY co.conrelid, co.conname",
+      {spi::p_oid(relid), spi::p_int4(old_att), spi::p_int4(new_att)});
+  for (const auto &o : refs) {
+    if (*o[5] != "t" || *o[6] == "t") continue;
+    Item it{'r'};
+    it.oid = static_cast<Oid>(std::stoul(*o[0]));
+    it.name = *o[1];
+    it.validated = *o[2] == "t";
+    it.table = static_cast<Oid>(std::stoul(*o[4]));
+    it.describe = fmt::format("foreign key \"{}\" of {}", it.name, spi::qualified_relation(it.table));
+    it.definition = new_att > 0 ? swap_fk_columns(valid_form(*o[3]), from_q, to_q, false, true) : std::string();
+    if (new_att > 0)
+      for (const auto &c : refs)
+        if (*c[6] == "t" && *c[5] != "t" && *c[4] == *o[4] && (*c[2] == "t" || !it.validated) &&
+            valid_form(*c[3]) == it.definition) {
           it.twin = static_cast<Oid>(std::stoul(*c[0]));
           it.twin_name = *c[1];
           break;
@@ -472,8 +501,16 @@ void index_twin(const Context &c, const Item &it) {
 }
 
 // CHECK / FOREIGN KEY twin: added NOT VALID under a free name, validated
-// unless the original is not.
-void constraint_twin(const Context &c, const Item &it) {
+// unless the original is not; on the table the original is on (another
+// table's foreign key referencing ours: on that table, as its owner).
+void constraint_twin(const Context &base, const Item &it) {
+  Context c = base;
+  if (OidIsValid(it.table) && it.table != base.relid)
+    in_own_transaction([&] {
+      c.relid = it.table;
+      c.rel = spi::qualified_relation(it.table);
+      c.owner = catalog::table_owner(it.table);
+    });
   std::string name;
   in_own_transaction([&] {
     // An earlier attempt may have added it without validating it.
@@ -502,12 +539,12 @@ void build(int64_t transition_id) {
   const Context c = load(transition_id);
   // Indexes before constraints: a self-referencing foreign key needs the
   // new column's unique twin.
-  for (char kind : {'n', 'i', 'c', 'f'})
+  for (char kind : {'n', 'i', 'c', 'f', 'r'})
     for (const Item &it : current(c)) {
       if (it.kind != kind || OidIsValid(it.twin)) continue;
       if (kind == 'n') not_null(c, it);
       if (kind == 'i') index_twin(c, it);
-      if (kind == 'c' || kind == 'f') constraint_twin(c, it);
+      if (kind == 'c' || kind == 'f' || kind == 'r') constraint_twin(c, it);
     }
   for (const Item &it : current(c))
     if (!OidIsValid(it.twin))

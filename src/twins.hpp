@@ -10,8 +10,10 @@ namespace zdd::twins {
 // definition with the old column replaced by the new one), never by name,
 // so zdd never adopts an unrelated object that happens to carry the name.
 struct Item {
-  char kind;                // 'i' index, 'c' CHECK, 'f' FOREIGN KEY, 'n' NOT NULL, 'x' exclusion
+  char kind;                // 'i' index, 'c' CHECK, 'f' FOREIGN KEY, 'n' NOT NULL, 'x' exclusion,
+                            // 'r' another table's FOREIGN KEY referencing the column
   Oid oid = InvalidOid;     // the original index or constraint
+  Oid table = InvalidOid;   // for 'r': the referencing table (the twin is on it)
   std::string name;         // its name (given back to the twin at complete)
   std::string describe;     // for messages
   char contype = '\0';      // for indexes: 'p' / 'u' when a constraint owns it

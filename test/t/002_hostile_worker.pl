@@ -30,6 +30,22 @@ $node->safe_psql('postgres', q{
 
 sub sql { my ($text) = @_; return $node->safe_psql('postgres', $text); }
 
+# Waits until the server accepts queries again (after a crash restart a
+# client may find it gone mid-query: retried).
+sub wait_server_up
+{
+	for (1 .. 600)
+	{
+		my $ok = eval {
+			local $SIG{PIPE} = 'IGNORE';
+			$node->safe_psql('postgres', 'SELECT 1') eq '1';
+		};
+		return if $ok;
+		select(undef, undef, undef, 0.1);
+	}
+	die 'the server did not come back';
+}
+
 sub worker_pid
 {
 	return sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'zdd backfill' LIMIT 1");
@@ -53,9 +69,11 @@ for my $round (1 .. $rounds)
 	$node->poll_query_until('postgres',
 		"SELECT rows_done > 0 FROM zdd.transition WHERE id = $id") or die;
 	my $pid = worker_pid();
+	my $offset = -s $node->logfile;
 	kill 'KILL', $pid if $pid;
-	# crash restart: every backend is gone; wait for the server to come back
-	$node->poll_query_until('postgres', 'SELECT 1', '1') or die;
+	# crash restart: every backend is gone; wait for it, then for the server
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset) if $pid;
+	wait_server_up();
 	my ($rc, $out, $err) = $node->psql('postgres', "CALL zdd.wait($id, '120 s')",
 		extra_params => [ '-U', 'app' ]);
 	$ok++ if $rc == 0 && $out eq 'backfilled';

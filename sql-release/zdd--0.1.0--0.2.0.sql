@@ -16,10 +16,136 @@ CREATE POLICY readers ON zdd.transition FOR SELECT
   USING (pg_catalog.has_table_privilege(tbl, 'SELECT') OR pg_catalog.pg_has_role(started_by, 'MEMBER'));
 CREATE POLICY readers ON zdd.history FOR SELECT
   USING (EXISTS (SELECT 1 FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) transition_id));
-ALTER VIEW zdd.status SET (security_invoker = true);
 
 -- The preflight.
 CREATE FUNCTION zdd.check_rename(tbl regclass, old_column name, new_column name)
 RETURNS TABLE (severity text, object text, finding text, action text)
 AS 'MODULE_PATHNAME', 'zdd_check_rename'
 LANGUAGE C VOLATILE;
+
+-- Labels, re-runs, and every call by table and column or by label.
+ALTER TABLE zdd.transition ADD COLUMN label text;
+CREATE UNIQUE INDEX transition_open_label_idx ON zdd.transition (label)
+  WHERE phase <> ALL (ARRAY['completed', 'aborted']);
+DROP FUNCTION zdd.begin_rename(regclass, name, name, integer, integer, integer, integer, boolean);
+CREATE FUNCTION zdd.begin_rename(
+    tbl              regclass,
+    old_column       name,
+    new_column       name,
+    batch_size       integer DEFAULT NULL,
+    pause_ms         integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL,
+    target_batch_ms  integer DEFAULT NULL,
+    start_backfill   boolean DEFAULT true,
+    label            text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'zdd_begin_rename'
+LANGUAGE C VOLATILE;
+
+-- Finding a transition without its id: by table and column (either side's
+-- name; the open transition, else the latest), or by label. 42704 when
+-- there is none.
+CREATE FUNCTION zdd.find(tbl regclass, column_name name)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE found bigint;
+BEGIN
+  SELECT t.id INTO found FROM zdd.transition t
+  WHERE t.tbl = find.tbl AND find.column_name IN (t.old_column, t.new_column)
+  ORDER BY t.phase <> ALL (ARRAY['completed', 'aborted']) DESC, t.id DESC LIMIT 1;
+  IF found IS NULL THEN
+    RAISE EXCEPTION 'zdd: no transition on column "%" of %', column_name, tbl
+      USING ERRCODE = '42704', HINT = 'SELECT * FROM zdd.status lists the transitions.';
+  END IF;
+  RETURN found;
+END $$;
+
+CREATE FUNCTION zdd.find(label text)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE found bigint;
+BEGIN
+  SELECT t.id INTO found FROM zdd.transition t WHERE t.label = find.label
+  ORDER BY t.phase <> ALL (ARRAY['completed', 'aborted']) DESC, t.id DESC LIMIT 1;
+  IF found IS NULL THEN
+    RAISE EXCEPTION 'zdd: no transition labelled "%"', label
+      USING ERRCODE = '42704', HINT = 'SELECT * FROM zdd.status lists the transitions.';
+  END IF;
+  RETURN found;
+END $$;
+
+-- The same calls by table and column, or by label.
+CREATE FUNCTION zdd.abort(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.abort(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.abort(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.abort(zdd.find(label)) $$;
+
+-- The same calls by table and column, or by label (see zdd.find).
+CREATE FUNCTION zdd.pause(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.pause(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.pause(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.pause(zdd.find(label)) $$;
+CREATE FUNCTION zdd.resume(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.resume(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(label)) $$;
+CREATE FUNCTION zdd.throttle(
+    tbl regclass, column_name name, batch_size integer DEFAULT NULL, pause_ms integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL)
+RETURNS void LANGUAGE sql
+AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec, target_batch_ms) $$;
+-- No such overload of zdd.wait: CALL zdd.wait(1, '1 min') would resolve to
+-- it (int4 casts to regclass implicitly). A CALL argument may be a function
+-- call: CALL zdd.wait(zdd.find('customer', 'lastname'), '10 min').
+
+-- The same by table and column, or by label (see zdd.find).
+CREATE FUNCTION zdd.complete(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.complete(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(label)) $$;
+
+-- The status view: each role sees its own transitions; the label shown.
+CREATE OR REPLACE VIEW zdd.status WITH (security_invoker = true) AS
+SELECT t.id,
+       t.tbl AS "table",
+       t.old_column,
+       t.new_column,
+       t.phase,
+       CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
+            THEN 'stalled' ELSE t.backfill_state END AS backfill,
+       t.pass,
+       t.rows_done,
+       t.rows_total,
+       CASE WHEN t.backfill_state = 'done' THEN 100.0
+            WHEN t.pass <> 'backfill' THEN 100.0
+            WHEN t.rows_total > 0
+            THEN pg_catalog.round(LEAST(99.9, 100.0 * t.rows_done / t.rows_total), 1)
+       END AS percent,
+       pg_catalog.round(t.rate::numeric, 1) AS rows_per_sec,
+       CASE WHEN t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
+            THEN pg_catalog.date_trunc('second', pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate))
+       END AS eta,
+       COALESCE(t.batch_size_now, t.batch_size) AS batch_size,
+       t.pause_ms,
+       t.max_rows_per_sec,
+       t.verify_fixed,
+       w.pid AS worker_pid,
+       t.last_error,
+       t.started_by,
+       t.created_at,
+       t.updated_at,
+       t.backfill_started_at,
+       t.backfill_finished_at,
+       t.rows_written,
+       t.batches,
+       t.failures,
+       t.label
+FROM zdd.transition t
+LEFT JOIN LATERAL (
+    SELECT a.pid FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                                         WHERE d.datname = pg_catalog.current_database())
+    ORDER BY a.pid = t.worker_pid DESC LIMIT 1) w ON t.phase = 'backfilling';
+

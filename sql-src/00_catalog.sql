@@ -106,3 +106,9 @@ CREATE POLICY readers ON zdd.transition FOR SELECT
   USING (pg_catalog.has_table_privilege(tbl, 'SELECT') OR pg_catalog.pg_has_role(started_by, 'MEMBER'));
 CREATE POLICY readers ON zdd.history FOR SELECT
   USING (EXISTS (SELECT 1 FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) transition_id));
+
+-- An optional name for a transition, unique among open ones (migrations
+-- refer to it in later releases).
+ALTER TABLE zdd.transition ADD COLUMN label text;
+CREATE UNIQUE INDEX transition_open_label_idx ON zdd.transition (label)
+  WHERE phase <> ALL (ARRAY['completed', 'aborted']);

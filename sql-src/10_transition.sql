@@ -14,7 +14,8 @@ CREATE FUNCTION zdd.begin_rename(
     pause_ms         integer DEFAULT NULL,
     max_rows_per_sec integer DEFAULT NULL,
     target_batch_ms  integer DEFAULT NULL,
-    start_backfill   boolean DEFAULT true)
+    start_backfill   boolean DEFAULT true,
+    label            text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'zdd_begin_rename'
 LANGUAGE C VOLATILE;
@@ -41,3 +42,43 @@ CREATE FUNCTION zdd.check_rename(tbl regclass, old_column name, new_column name)
 RETURNS TABLE (severity text, object text, finding text, action text)
 AS 'MODULE_PATHNAME', 'zdd_check_rename'
 LANGUAGE C VOLATILE;
+
+-- Finding a transition without its id: by table and column (either side's
+-- name; the open transition, else the latest), or by label. 42704 when
+-- there is none.
+CREATE FUNCTION zdd.find(tbl regclass, column_name name)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE found bigint;
+BEGIN
+  SELECT t.id INTO found FROM zdd.transition t
+  WHERE t.tbl = find.tbl AND find.column_name IN (t.old_column, t.new_column)
+  ORDER BY t.phase <> ALL (ARRAY['completed', 'aborted']) DESC, t.id DESC LIMIT 1;
+  IF found IS NULL THEN
+    RAISE EXCEPTION 'zdd: no transition on column "%" of %', column_name, tbl
+      USING ERRCODE = '42704', HINT = 'SELECT * FROM zdd.status lists the transitions.';
+  END IF;
+  RETURN found;
+END $$;
+
+CREATE FUNCTION zdd.find(label text)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE found bigint;
+BEGIN
+  SELECT t.id INTO found FROM zdd.transition t WHERE t.label = find.label
+  ORDER BY t.phase <> ALL (ARRAY['completed', 'aborted']) DESC, t.id DESC LIMIT 1;
+  IF found IS NULL THEN
+    RAISE EXCEPTION 'zdd: no transition labelled "%"', label
+      USING ERRCODE = '42704', HINT = 'SELECT * FROM zdd.status lists the transitions.';
+  END IF;
+  RETURN found;
+END $$;
+
+-- The same calls by table and column, or by label.
+CREATE FUNCTION zdd.abort(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.abort(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.abort(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.abort(zdd.find(label)) $$;

@@ -41,3 +41,21 @@ LANGUAGE C VOLATILE;
 CREATE PROCEDURE zdd.wait(id bigint, timeout interval DEFAULT '1 hour', INOUT phase text DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'zdd_wait'
 LANGUAGE C;
+
+-- The same calls by table and column, or by label (see zdd.find).
+CREATE FUNCTION zdd.pause(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.pause(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.pause(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.pause(zdd.find(label)) $$;
+CREATE FUNCTION zdd.resume(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.resume(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(label)) $$;
+CREATE FUNCTION zdd.throttle(
+    tbl regclass, column_name name, batch_size integer DEFAULT NULL, pause_ms integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL)
+RETURNS void LANGUAGE sql
+AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec, target_batch_ms) $$;
+-- No such overload of zdd.wait: CALL zdd.wait(1, '1 min') would resolve to
+-- it (int4 casts to regclass implicitly). A CALL argument may be a function
+-- call: CALL zdd.wait(zdd.find('customer', 'lastname'), '10 min').

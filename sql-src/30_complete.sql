@@ -10,3 +10,9 @@ CREATE FUNCTION zdd.complete(id bigint)
 RETURNS void
 AS 'MODULE_PATHNAME', 'zdd_complete'
 LANGUAGE C VOLATILE STRICT;
+
+-- The same by table and column, or by label (see zdd.find).
+CREATE FUNCTION zdd.complete(tbl regclass, column_name name) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(tbl, column_name)) $$;
+CREATE FUNCTION zdd.complete(label text) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(label)) $$;

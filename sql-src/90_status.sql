@@ -34,7 +34,8 @@ SELECT t.id,
        t.backfill_finished_at,
        t.rows_written,
        t.batches,
-       t.failures
+       t.failures,
+       t.label
 FROM zdd.transition t
 LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a

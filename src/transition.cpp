@@ -41,23 +41,47 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   const int rate = int_arg(fcinfo, 5, settings::max_rows_per_sec, "max_rows_per_sec", true);
   const int target = int_arg(fcinfo, 6, settings::target_batch_ms, "target_batch_ms", true);
   const bool start = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
+  const std::optional<std::string> label =
+      PG_NARGS() > 8 && !PG_ARGISNULL(8) ? std::optional<std::string>(TextDatumGetCString(PG_GETARG_DATUM(8)))
+                                         : std::nullopt;
 
   spi::Connection spi;
   // Checks that need no lock first, so a non-owner never queues a lock.
   table::check_table(relid);
+  // A re-run of the same request (a migration run twice) returns the open
+  // transition instead of failing on the column it added.
+  auto same = catalog::query(
+      "SELECT id FROM zdd.transition WHERE tbl = $1::pg_catalog.regclass AND old_column = $2 "
+      "AND new_column = $3 AND kind = 'rename' AND phase <> ALL (ARRAY['completed', 'aborted'])",
+      {spi::p_oid(relid), spi::p_text(old_col), spi::p_text(new_col)});
+  if (!same.empty()) {
+    const std::string id = *same[0][0];
+    pg_call([&] {
+      ereport(NOTICE, (errmsg("zdd: transition %s already renames \"%s\" to \"%s\"; returning it",
+                              id.c_str(), old_col.c_str(), new_col.c_str())));
+    });
+    return Int64GetDatum(std::stoll(id));
+  }
   ddl::lock_table(relid, AccessExclusiveLock, "begin_rename");
   table::check_table(relid);  // again: it may have changed while we waited
-  table::check_walkable(relid);
-  const table::Column old_attr = table::column_to_move(relid, old_col);
-  table::check_twin_rights(relid, old_attr.attnum);
-  attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
-  table::check_new_name(relid, new_col);
   for (const std::string &c : {old_col, new_col})
     if (auto other = catalog::open_transition_using(relid, c))
       throw Error(ERRCODE_OBJECT_IN_USE,
                   fmt::format("zdd: column \"{}\" of {} is already in transition {}", c,
                               spi::qualified_relation(relid), *other),
-                  {}, "Complete or abort that transition first.");
+                  {}, "Complete or abort that transition first (or call begin_rename with the "
+                      "same columns to get its id).");
+  table::check_walkable(relid);
+  const table::Column old_attr = table::column_to_move(relid, old_col);
+  table::check_twin_rights(relid, old_attr.attnum);
+  attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
+  table::check_new_name(relid, new_col);
+  if (label && !catalog::query("SELECT 1 FROM zdd.transition WHERE label = $1 "
+                               "AND phase <> ALL (ARRAY['completed', 'aborted'])",
+                               {spi::p_text(label)})
+                    .empty())
+    throw Error(ERRCODE_DUPLICATE_OBJECT,
+                fmt::format("zdd: label \"{}\" is already used by an open transition", *label));
 
   const int64_t id = catalog::next_id();
   const std::string rel = spi::qualified_relation(relid);
@@ -85,6 +109,9 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
       spi::ident(catalog::trigger_name(id)), rel, spi::literal(std::to_string(id)), spi::literal(old_col),
       spi::literal(new_col)));
   catalog::insert(id, relid, old_col, new_col, batch, pause, rate, target);
+  if (label)
+    catalog::execute("UPDATE zdd.transition SET label = $2 WHERE id = $1",
+                     {spi::p_int8(id), spi::p_text(label)});
   if (start) backfill::request_start(catalog::load(id, true));
   return Int64GetDatum(id);
 }

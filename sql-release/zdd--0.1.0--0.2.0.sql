@@ -149,3 +149,13 @@ LEFT JOIN LATERAL (
                                                          WHERE d.datname = pg_catalog.current_database())
     ORDER BY a.pid = t.worker_pid DESC LIMIT 1) w ON t.phase = 'backfilling';
 
+
+-- 95_guard: DDL that would break an open transition is refused before it
+-- runs (DROP EXTENSION zdd, DROP TABLE, DROP/ALTER TYPE/RENAME of either
+-- column, dropping or disabling a sync trigger). See src/guard.cpp.
+CREATE FUNCTION zdd.guard() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'zdd_guard'
+LANGUAGE C;
+CREATE EVENT TRIGGER zdd_guard ON ddl_command_start
+  WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP TABLE', 'DROP TRIGGER', 'ALTER TABLE')
+  EXECUTE FUNCTION zdd.guard();

@@ -80,7 +80,11 @@ SELECT zdd.abort(:side);
 CREATE TABLE retyped (id int PRIMARY KEY, a int DEFAULT 5);
 SELECT zdd.begin_rename('retyped', 'a', 'b', start_backfill => false) AS retyped \gset
 INSERT INTO retyped (id) VALUES (1);
+-- (zdd's guard refuses this DDL during a transition: a superuser bypasses
+-- event triggers with session_replication_role = replica)
+SET session_replication_role = replica;
 ALTER TABLE retyped ALTER COLUMN a TYPE text, ALTER COLUMN b TYPE text;
+RESET session_replication_role;
 INSERT INTO retyped (id) VALUES (2);
 INSERT INTO retyped (id, b) VALUES (3, 'three');
 SELECT * FROM retyped ORDER BY id;

@@ -15,6 +15,7 @@
 #include "backfill.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
+#include "guard.hpp"
 #include "spi.hpp"
 #include "table.hpp"
 #include "twins.hpp"
@@ -136,6 +137,7 @@ void contract(const catalog::Transition &t) {
 Datum complete(FunctionCallInfo fcinfo) {
   const int64_t id = PG_GETARG_INT64(0);
   spi::Connection spi;
+  guard::Scope own_ddl;
   catalog::Transition t = catalog::load(id, true);
   table::check_may_steer(t);
   if (t.phase != "backfilled")

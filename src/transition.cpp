@@ -5,6 +5,7 @@
 #include "backfill.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
+#include "guard.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "table.hpp"
@@ -46,6 +47,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
                                          : std::nullopt;
 
   spi::Connection spi;
+  guard::Scope own_ddl;
   // Checks that need no lock first, so a non-owner never queues a lock.
   table::check_table(relid);
   // A re-run of the same request (a migration run twice) returns the open
@@ -121,6 +123,7 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
 Datum abort_transition(FunctionCallInfo fcinfo) {
   const int64_t id = PG_GETARG_INT64(0);
   spi::Connection spi;
+  guard::Scope own_ddl;
   catalog::Transition t = catalog::load(id, true);
   table::check_may_steer(t);
   if (t.phase == "completed" || t.phase == "aborted")

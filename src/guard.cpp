@@ -1,0 +1,147 @@
+// guard.cpp — zdd.guard(), a ddl_command_start event trigger (created by
+// the install script, a member of the extension). It refuses, before they
+// run, the commands that would break an open transition:
+//   DROP EXTENSION zdd / DROP SCHEMA zdd (the sync triggers would go, the
+//     half-filled new columns would stay);
+//   DROP TABLE of a table in transition;
+//   ALTER TABLE ... DROP COLUMN / ALTER COLUMN TYPE of either column,
+//     RENAME COLUMN of either column;
+//   DROP TRIGGER / ALTER TABLE ... DISABLE TRIGGER of a sync trigger
+//     (DISABLE TRIGGER ALL / USER too).
+// Each refusal names the transitions and says what to do (55006). An event
+// trigger rather than a ProcessUtility hook: it is in force in every
+// session of the database whether or not the library was loaded there.
+// zdd's own DDL passes inside a guard::Scope; session_replication_role =
+// replica (a superuser's escape hatch) skips event triggers altogether.
+#include "guard.hpp"
+
+#include "error.hpp"
+#include "catalog.hpp"
+#include "spi.hpp"
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "commands/event_trigger.h"
+#include "nodes/parsenodes.h"
+#include "storage/lockdefs.h"
+}
+
+namespace zdd::guard {
+
+namespace {
+int internal_depth = 0;
+}  // namespace
+
+Scope::Scope() { ++internal_depth; }
+Scope::~Scope() { --internal_depth; }
+
+namespace {
+
+// The open transitions on relid (all tables when relid is invalid) that
+// use column (any column when nullopt), as "id (table: old → new), ...".
+std::string open_transitions(Oid relid, const std::optional<std::string> &column) {
+  auto rows = catalog::query(
+      "SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s: %s → %s)', t.id, t.tbl, t.old_column, "
+      "t.new_column), ', ' ORDER BY t.id) FROM zdd.transition t "
+      "WHERE t.phase <> ALL (ARRAY['completed', 'aborted']) "
+      "AND ($1::pg_catalog.oid IS NULL OR t.tbl::pg_catalog.oid = $1) "
+      "AND ($2::pg_catalog.name IS NULL OR $2::pg_catalog.name IN (t.old_column, t.new_column))",
+      {OidIsValid(relid) ? spi::p_oid(relid) : spi::Param{OIDOID, std::nullopt}, spi::p_text(column)});
+  return rows[0][0].value_or("");
+}
+
+// Refuses what with the open transitions listed.
+[[noreturn]] void refuse(const std::string &what, const std::string &transitions) {
+  throw Error(ERRCODE_OBJECT_IN_USE, fmt::format("zdd: {} would break open transitions", what),
+              fmt::format("Open: {}.", transitions),
+              "Complete or abort them first (zdd.complete / zdd.abort).");
+}
+
+// The relation a RangeVar names, if it exists (no lock: the command takes its own).
+Oid relation_of(RangeVar *rv) {
+  return pg_call([&] { return RangeVarGetRelid(rv, NoLock, true); });
+}
+
+// True when trigger name is a zdd sync trigger.
+bool sync_trigger_name(const char *name) { return name && strncmp(name, "zz_zdd_sync_", 12) == 0; }
+
+// Checks one command's parse tree (see the file comment).
+void check(Node *tree) {
+  if (IsA(tree, DropStmt)) {
+    DropStmt *d = castNode(DropStmt, tree);
+    ListCell *lc;
+    foreach (lc, d->objects) {
+      Node *obj = static_cast<Node *>(lfirst(lc));
+      if ((d->removeType == OBJECT_EXTENSION || d->removeType == OBJECT_SCHEMA) && IsA(obj, String) &&
+          strcmp(strVal(obj), "zdd") == 0) {
+        const std::string open = open_transitions(InvalidOid, std::nullopt);
+        if (!open.empty())
+          refuse(d->removeType == OBJECT_EXTENSION ? "DROP EXTENSION zdd" : "DROP SCHEMA zdd", open);
+      } else if (d->removeType == OBJECT_TABLE) {
+        const Oid relid = relation_of(pg_call([&] { return makeRangeVarFromNameList(castNode(List, obj)); }));
+        if (OidIsValid(relid)) {
+          const std::string open = open_transitions(relid, std::nullopt);
+          if (!open.empty()) refuse("DROP TABLE", open);
+        }
+      } else if (d->removeType == OBJECT_TRIGGER) {
+        List *names = castNode(List, obj);
+        const char *trigger = strVal(llast(names));
+        if (sync_trigger_name(trigger)) {
+          const Oid relid = relation_of(pg_call([&] {
+            return makeRangeVarFromNameList(list_copy_head(names, list_length(names) - 1));
+          }));
+          const std::string open = OidIsValid(relid) ? open_transitions(relid, std::nullopt) : std::string();
+          if (!open.empty()) refuse(fmt::format("DROP TRIGGER {}", trigger), open);
+        }
+      }
+    }
+  } else if (IsA(tree, AlterTableStmt)) {
+    AlterTableStmt *a = castNode(AlterTableStmt, tree);
+    const Oid relid = relation_of(a->relation);
+    if (!OidIsValid(relid)) return;
+    ListCell *lc;
+    foreach (lc, a->cmds) {
+      AlterTableCmd *c = castNode(AlterTableCmd, lfirst(lc));
+      std::string open;
+      if ((c->subtype == AT_DropColumn || c->subtype == AT_AlterColumnType) && c->name)
+        open = open_transitions(relid, std::string(c->name));
+      else if ((c->subtype == AT_DisableTrig && sync_trigger_name(c->name)) ||
+               c->subtype == AT_DisableTrigAll || c->subtype == AT_DisableTrigUser)
+        open = open_transitions(relid, std::nullopt);
+      if (!open.empty())
+        refuse(c->subtype == AT_DropColumn         ? "DROP COLUMN"
+               : c->subtype == AT_AlterColumnType ? "ALTER COLUMN ... TYPE"
+                                                   : "DISABLE TRIGGER",
+               open);
+    }
+  } else if (IsA(tree, RenameStmt)) {
+    RenameStmt *r = castNode(RenameStmt, tree);
+    if (r->renameType == OBJECT_COLUMN && r->relation && r->subname) {
+      const Oid relid = relation_of(r->relation);
+      const std::string open = OidIsValid(relid) ? open_transitions(relid, std::string(r->subname)) : std::string();
+      if (!open.empty()) refuse("RENAME COLUMN", open);
+    }
+  }
+}
+
+// The event trigger body.
+Datum fire(FunctionCallInfo fcinfo) {
+  if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+    throw Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "zdd.guard: not called by the event trigger manager");
+  if (internal_depth > 0) PG_RETURN_VOID();
+  EventTriggerData *ev = reinterpret_cast<EventTriggerData *>(fcinfo->context);
+  spi::Connection spi;
+  check(ev->parsetree);
+  PG_RETURN_VOID();
+}
+
+}  // namespace
+
+}  // namespace zdd::guard
+
+extern "C" {
+PG_FUNCTION_INFO_V1(zdd_guard);
+PGDLLEXPORT Datum zdd_guard(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::guard::fire(fcinfo); });
+}
+}

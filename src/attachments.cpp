@@ -37,6 +37,28 @@ void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_colu
 }
 
 // See attachments.hpp.
+std::vector<std::string> dependents(Oid relid, int att, bool skip_own) {
+  auto rows = spi::query(
+      "SELECT DISTINCT pg_catalog.pg_describe_object(CASE WHEN rw.oid IS NULL THEN d.classid "
+      "  ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END, COALESCE(rw.ev_class, d.objid), 0) "
+      "FROM pg_catalog.pg_depend d "
+      "LEFT JOIN pg_catalog.pg_rewrite rw ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+      "  AND rw.oid = d.objid "
+      "LEFT JOIN pg_catalog.pg_constraint co ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass "
+      "  AND co.oid = d.objid "
+      "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1 "
+      "AND d.refobjsubid = $2 AND d.deptype = 'n' "
+      "AND NOT ($3 AND d.classid IN ('pg_catalog.pg_trigger'::pg_catalog.regclass, "
+      "  'pg_catalog.pg_attrdef'::pg_catalog.regclass)) "
+      "AND NOT (co.oid IS NOT NULL AND (co.conrelid = $1 OR (co.contype = 'f' AND co.confrelid = $1))) "
+      "AND NOT (rw.oid IS NOT NULL AND rw.ev_class = $1) ORDER BY 1",
+      {spi::p_oid(relid), spi::p_int4(att), spi::p_bool(skip_own)});
+  std::vector<std::string> out;
+  for (const auto &r : rows) out.push_back(r[0] ? *r[0] : "?");
+  return out;
+}
+
+// See attachments.hpp.
 void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column) {
   const std::string rel = spi::qualified_relation(relid), newc = spi::ident(new_column);
   auto grants = spi::query(

@@ -12,6 +12,13 @@ namespace zdd::attachments {
 // column, exclusion constraints on it.
 void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_column);
 
+// Objects outside the table's own indexes, constraints and rules (and
+// other tables' foreign keys, which get twins) that depend on column att of
+// relid — views, functions, policies, triggers: they block complete (2BP01)
+// until recreated on the new column. With skip_own, the table's triggers
+// and generated columns are left out (the preflight names them apart).
+std::vector<std::string> dependents(Oid relid, int att, bool skip_own);
+
 // Gives the new column the old one's column privileges (same grantees,
 // privileges and grant options), comment and attribute options
 // (n_distinct, ...). Idempotent: begin_rename calls it, and complete again

@@ -29,31 +29,9 @@ namespace zdd {
 
 namespace {
 
-// Objects other than the table's own indexes and constraints (and other
-// tables' foreign keys, which have twins) that depend on column att of
-// relid, described for an error message.
-std::vector<std::string> dependents(Oid relid, int att) {
-  auto rows = spi::query(
-      "SELECT DISTINCT pg_catalog.pg_describe_object(CASE WHEN rw.oid IS NULL THEN d.classid "
-      "  ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END, COALESCE(rw.ev_class, d.objid), 0) "
-      "FROM pg_catalog.pg_depend d "
-      "LEFT JOIN pg_catalog.pg_rewrite rw ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
-      "  AND rw.oid = d.objid "
-      "LEFT JOIN pg_catalog.pg_constraint co ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass "
-      "  AND co.oid = d.objid "
-      "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1 "
-      "AND d.refobjsubid = $2 AND d.deptype = 'n' "
-      "AND NOT (co.oid IS NOT NULL AND (co.conrelid = $1 OR (co.contype = 'f' AND co.confrelid = $1))) "
-      "AND NOT (rw.oid IS NOT NULL AND rw.ev_class = $1) ORDER BY 1",
-      {spi::p_oid(relid), spi::p_int4(att)});
-  std::vector<std::string> out;
-  for (const auto &r : rows) out.push_back(r[0] ? *r[0] : "?");
-  return out;
-}
-
 // Raises 2BP01 when objects outside the table depend on the old column.
 void refuse_dependents(const catalog::Transition &t, int old_att) {
-  const auto deps = dependents(t.relid, old_att);
+  const auto deps = attachments::dependents(t.relid, old_att, false);
   if (deps.empty()) return;
   std::string list;
   for (const auto &d : deps) list += (list.empty() ? "" : "; ") + d;

@@ -74,22 +74,8 @@ void observations(Oid relid, const std::string &oldc, std::vector<Finding> &out)
   const AttrNumber att = pg_call([&] { return get_attnum(relid, oldc.c_str()); });
   if (att <= 0) return;
   const std::vector<spi::Param> p = {spi::p_oid(relid), spi::p_int4(att)};
-  for (const auto &r : spi::query(
-           "SELECT DISTINCT pg_catalog.pg_describe_object(CASE WHEN rw.oid IS NULL THEN d.classid "
-           "  ELSE 'pg_catalog.pg_class'::pg_catalog.regclass END, COALESCE(rw.ev_class, d.objid), 0) "
-           "FROM pg_catalog.pg_depend d "
-           "LEFT JOIN pg_catalog.pg_rewrite rw ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
-           "  AND rw.oid = d.objid "
-           "LEFT JOIN pg_catalog.pg_constraint co ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass "
-           "  AND co.oid = d.objid "
-           "WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1 "
-           "AND d.refobjsubid = $2 AND d.deptype = 'n' "
-           "AND d.classid NOT IN ('pg_catalog.pg_trigger'::pg_catalog.regclass, "
-           "  'pg_catalog.pg_attrdef'::pg_catalog.regclass) "
-           "AND NOT (co.oid IS NOT NULL AND (co.conrelid = $1 OR (co.contype = 'f' AND co.confrelid = $1))) "
-           "AND NOT (rw.oid IS NOT NULL AND rw.ev_class = $1) ORDER BY 1",
-           p))
-    out.push_back({"warning", r[0].value_or("?"), "depends on the old column: complete refuses (2BP01) while it does",
+  for (const auto &d : attachments::dependents(relid, att, true))
+    out.push_back({"warning", d, "depends on the old column: complete refuses (2BP01) while it does",
                    "Recreate it on the new column before complete."});
   for (const auto &r : spi::query(
            "SELECT pg_catalog.format('trigger %I', t.tgname) FROM pg_catalog.pg_trigger t "

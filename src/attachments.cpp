@@ -96,7 +96,7 @@ void copy_column_attributes(Oid relid, const std::string &old_column, const std:
 Carry plan_carry(Oid relid, const std::string &old_column, const std::string &new_column) {
   Carry c;
   const std::string rel = spi::qualified_relation(relid);
-  const std::string oldc = spi::ident(old_column), newc = spi::ident(new_column);
+  const std::string newc = spi::ident(new_column);
   // Sequences owned by the old column (serial): owned by the new one.
   for (const auto &r : spi::query(
            "SELECT d.objid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_depend d "
@@ -153,7 +153,6 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
     if (*r[3] != "-1")
       c.after_drop.push_back(fmt::format("ALTER STATISTICS {} SET STATISTICS {}", *r[0], *r[3]));
   }
-  (void)oldc;
   return c;
 }
 

@@ -405,7 +405,7 @@ void owner_ddl(const Context &c, const std::string &what, const std::string &sql
 }
 
 // NOT NULL twin (see the file comment).
-void not_null(const Context &c, const Item &it) {
+void not_null(const Context &c) {
   const std::string helper = fmt::format("zdd_{}_not_null", c.id);
   const std::string newc = spi::ident(c.new_column);
   bool exists = false;
@@ -429,7 +429,6 @@ void not_null(const Context &c, const Item &it) {
       });
     });
   });
-  (void)it;
 }
 
 // Index twin: cloned from the original with the old column mapped to the
@@ -542,7 +541,7 @@ void build(int64_t transition_id) {
   for (char kind : {'n', 'i', 'c', 'f', 'r'})
     for (const Item &it : current(c)) {
       if (it.kind != kind || OidIsValid(it.twin)) continue;
-      if (kind == 'n') not_null(c, it);
+      if (kind == 'n') not_null(c);
       if (kind == 'i') index_twin(c, it);
       if (kind == 'c' || kind == 'f' || kind == 'r') constraint_twin(c, it);
     }

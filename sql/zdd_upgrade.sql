@@ -6,14 +6,16 @@ CREATE DATABASE zdd_upgrade;
 CREATE EXTENSION zdd VERSION '0.1.0';
 CREATE TABLE u (id int PRIMARY KEY, lastname text NOT NULL);
 INSERT INTO u SELECT g, 'n' || g FROM generate_series(1, 500) g;
-SELECT zdd.begin_rename('u', 'lastname', 'surname', start_backfill => false) AS id \gset
+SELECT zdd.begin_rename('u', 'lastname', 'surname') AS id \gset
+-- the new library's worker waits for the update instead of failing batches
+SELECT pg_sleep(2);
+SELECT phase, backfill_state, rows_done, failures FROM zdd.transition WHERE id = :id;
 ALTER EXTENSION zdd UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'zdd';
 SELECT attname FROM pg_attribute WHERE attrelid = 'zdd.transition'::regclass
   AND attname IN ('next_try_at', 'walk_key', 'walk_end') ORDER BY 1;
 SELECT polrelid::regclass, polname FROM pg_policy ORDER BY 1;
 SELECT reloptions FROM pg_class WHERE oid = 'zdd.status'::regclass;
-SELECT zdd.resume(:id);
 CALL zdd.wait(:id, '60 s');
 SELECT zdd.complete(:id);
 SELECT attname FROM pg_attribute WHERE attrelid = 'u'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;

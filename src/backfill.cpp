@@ -79,6 +79,9 @@ namespace {
 
 int max_batch_failures = 5;
 
+// The version of zdd's SQL objects this library's batches need.
+constexpr const char *kCatalogVersion = "0.2.0";
+
 // An error that ends the backfill at once (retrying cannot help); with
 // reset_pass, the current pass starts again from the top at resume.
 struct Permanent : Error {
@@ -494,6 +497,14 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
 // all of them are backing off after a failure, how long until the first
 // may try again (wait_ms).
 std::optional<int64_t> pick(Oid role, long &wait_ms) {
+  // A library newer than the database's SQL objects (installed, but ALTER
+  // EXTENSION zdd UPDATE not run yet): wait for the update rather than fail
+  // batches against a catalog without this version's columns.
+  auto version = spi::query("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
+  if (version.empty() || *version[0][0] != kCatalogVersion) {
+    wait_ms = 5000;
+    return std::nullopt;
+  }
   auto rows = catalog::query(
       "SELECT id, GREATEST(0, extract(epoch FROM next_try_at - pg_catalog.clock_timestamp()) "
       "  * 1000)::bigint FROM zdd.transition WHERE phase = 'backfilling' "

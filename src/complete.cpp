@@ -49,7 +49,13 @@ void refuse_dependents(const catalog::Transition &t, int old_att) {
 void contract(const catalog::Transition &t) {
   const std::string rel = spi::qualified_relation(t.relid);
   pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
-  table::check_walkable(t.relid);  // children or rules added since begin
+  // Inheritance children attached since begin: their rows were never
+  // backfilled, and dropping the old column would drop their only copy.
+  if (!spi::query("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1", {spi::p_oid(t.relid)}).empty())
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: cannot complete transition {}: {} now has inheritance children", t.id, rel),
+                "Their rows were never backfilled; dropping the old column would drop their only copy.",
+                "Detach them (ALTER TABLE child NO INHERIT parent), or abort the transition.");
   const int old_att = pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); });
   refuse_dependents(t, old_att);
   const std::vector<twins::Item> items = twins::plan(t.relid, t.old_column, t.new_column);

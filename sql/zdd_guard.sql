@@ -32,3 +32,14 @@ SELECT zdd.complete(:g);
 SELECT attname FROM pg_attribute WHERE attrelid = 'guarded'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 -- with no open transition, the table can go
 DROP TABLE guarded;
+-- an inheritance child attached during a transition: complete refuses
+-- (its rows were never backfilled) until it is detached
+CREATE TABLE par (id int PRIMARY KEY, a text);
+INSERT INTO par VALUES (1, 'x');
+SELECT zdd.begin_rename('par', 'a', 'b', pause_ms => 0) AS p \gset
+CALL zdd.wait(:p, '60 s');
+CREATE TABLE par_child () INHERITS (par);
+SELECT zdd.complete(:p);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE par_child NO INHERIT par;
+SELECT zdd.complete(:p);

@@ -7,7 +7,8 @@ SELECT t.id,
        t.old_column,
        t.new_column,
        t.phase,
-       CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
+       CASE WHEN t.phase IN ('aborted', 'completed') AND t.backfill_state <> 'done' THEN 'stopped'
+            WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
             THEN 'stalled' ELSE t.backfill_state END AS backfill,
        t.pass,
        t.rows_done,
@@ -17,8 +18,11 @@ SELECT t.id,
             WHEN t.rows_total > 0
             THEN pg_catalog.round(LEAST(99.9, 100.0 * t.rows_done / t.rows_total), 1)
        END AS percent,
-       pg_catalog.round(t.rate::numeric, 1) AS rows_per_sec,
-       CASE WHEN t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
+       -- rate and ETA only while batches run (never stale while paused or done)
+       CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running'
+            THEN pg_catalog.round(t.rate::numeric, 1) END AS rows_per_sec,
+       CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running'
+             AND t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
             THEN pg_catalog.date_trunc('second', pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate))
        END AS eta,
        COALESCE(t.batch_size_now, t.batch_size) AS batch_size,
@@ -41,6 +45,7 @@ LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a
     WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d
                                                          WHERE d.datname = pg_catalog.current_database())
-    ORDER BY a.pid = t.worker_pid DESC LIMIT 1) w ON t.phase = 'backfilling';
+    ORDER BY a.pid = t.worker_pid DESC LIMIT 1) w ON t.phase = 'backfilling'
+ORDER BY t.id;
 
 GRANT SELECT ON zdd.status TO PUBLIC;

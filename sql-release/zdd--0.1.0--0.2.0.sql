@@ -106,7 +106,39 @@ LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(tbl, column_name)) $$;
 CREATE FUNCTION zdd.complete(label text) RETURNS void
 LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(label)) $$;
 
--- The status view: each role sees its own transitions; the label shown.
+-- Type changes: catalog columns, the conversion core for SQL, begin_retype.
+ALTER TABLE zdd.transition
+  ADD COLUMN old_type text,
+  ADD COLUMN new_type text,
+  ADD COLUMN up_expr text,
+  ADD COLUMN down_expr text,
+  ADD COLUMN keep_name boolean NOT NULL DEFAULT false,
+  DROP CONSTRAINT transition_kind_check,
+  ADD CONSTRAINT transition_kind_check CHECK (kind IN ('rename', 'retype'));
+CREATE FUNCTION zdd.in_step(old_value "any", new_value "any", old_name text, new_name text,
+                            up text, down text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'zdd_in_step'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION zdd.begin_retype(
+    tbl              regclass,
+    col              name,
+    new_type         text,
+    up               text DEFAULT NULL,
+    down             text DEFAULT NULL,
+    new_column       name DEFAULT NULL,
+    batch_size       integer DEFAULT NULL,
+    pause_ms         integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL,
+    target_batch_ms  integer DEFAULT NULL,
+    start_backfill   boolean DEFAULT true,
+    label            text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'zdd_begin_retype'
+LANGUAGE C VOLATILE;
+
+-- The status view: each role sees its own transitions; the label, kind
+-- and conversion shown.
 CREATE OR REPLACE VIEW zdd.status WITH (security_invoker = true) AS
 SELECT t.id,
        t.tbl AS "table",
@@ -145,7 +177,9 @@ SELECT t.id,
        t.rows_written,
        t.batches,
        t.failures,
-       t.label
+       t.label,
+       t.kind,
+       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion
 FROM zdd.transition t
 LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a

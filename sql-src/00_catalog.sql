@@ -112,3 +112,15 @@ CREATE POLICY readers ON zdd.history FOR SELECT
 ALTER TABLE zdd.transition ADD COLUMN label text;
 CREATE UNIQUE INDEX transition_open_label_idx ON zdd.transition (label)
   WHERE phase <> ALL (ARRAY['completed', 'aborted']);
+
+-- Type changes (begin_retype): the column types as SQL text (for people),
+-- the conversions (NULL: the assignment cast), and whether complete gives
+-- the new column the old one's name (new_column not given).
+ALTER TABLE zdd.transition
+  ADD COLUMN old_type text,
+  ADD COLUMN new_type text,
+  ADD COLUMN up_expr text,
+  ADD COLUMN down_expr text,
+  ADD COLUMN keep_name boolean NOT NULL DEFAULT false,
+  DROP CONSTRAINT transition_kind_check,
+  ADD CONSTRAINT transition_kind_check CHECK (kind IN ('rename', 'retype'));

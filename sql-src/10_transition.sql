@@ -20,6 +20,32 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'zdd_begin_rename'
 LANGUAGE C VOLATILE;
 
+-- Starts changing the type of column col to new_type (a type name, with
+-- its modifiers: 'bigint', 'numeric(12,2)', 'varchar(80)'): adds the new
+-- column (new_column, or a name zdd chooses that complete replaces by
+-- col's own), installs the sync trigger applying up (old -> new) and
+-- down (new -> old), SQL expressions over the source column's name (NULL:
+-- the assignment cast), checks the conversion on a sample of the rows, and
+-- starts the backfill at commit. A change PostgreSQL makes without a
+-- rewrite or scan (varchar(n) -> text, ...) is done at once under a short
+-- lock, and the transition recorded as completed.
+CREATE FUNCTION zdd.begin_retype(
+    tbl              regclass,
+    col              name,
+    new_type         text,
+    up               text DEFAULT NULL,
+    down             text DEFAULT NULL,
+    new_column       name DEFAULT NULL,
+    batch_size       integer DEFAULT NULL,
+    pause_ms         integer DEFAULT NULL,
+    max_rows_per_sec integer DEFAULT NULL,
+    target_batch_ms  integer DEFAULT NULL,
+    start_backfill   boolean DEFAULT true,
+    label            text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'zdd_begin_retype'
+LANGUAGE C VOLATILE;
+
 -- Undoes a transition in any phase before 'completed': stops its backfill,
 -- drops the sync trigger and the new column; the old column is untouched.
 CREATE FUNCTION zdd.abort(id bigint)

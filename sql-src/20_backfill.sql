@@ -8,6 +8,18 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'zdd_differs'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- true when new = up(old) or old = down(new): the sync trigger's rule,
+-- through the same conversion core (old_name / new_name: the columns' names
+-- the up / down expressions use; NULL conversions: the assignment cast, or
+-- nothing between equal types). The backfill and verify passes write only
+-- rows where it is false. Arguments 3-6 must be the same for every row of
+-- a query.
+CREATE FUNCTION zdd.in_step(old_value "any", new_value "any", old_name text, new_name text,
+                            up text, down text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'zdd_in_step'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
 -- Pauses the backfill of transition id (effective within one batch).
 CREATE FUNCTION zdd.pause(id bigint)
 RETURNS void

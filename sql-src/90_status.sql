@@ -39,7 +39,9 @@ SELECT t.id,
        t.rows_written,
        t.batches,
        t.failures,
-       t.label
+       t.label,
+       t.kind,
+       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion
 FROM zdd.transition t
 LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a

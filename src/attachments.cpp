@@ -97,23 +97,43 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
   Carry c;
   const std::string rel = spi::qualified_relation(relid);
   const std::string newc = spi::ident(new_column);
-  // Sequences owned by the old column (serial): owned by the new one.
+  // Sequences owned by the old column (serial): owned by the new one, and
+  // widened to the new column's integer type after a retype (int → bigint:
+  // AS bigint, so that its maximum becomes bigint's).
   for (const auto &r : spi::query(
-           "SELECT d.objid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_depend d "
+           "SELECT d.objid::pg_catalog.regclass::pg_catalog.text, "
+           "pg_catalog.format_type(n.atttypid, NULL) "
+           "FROM pg_catalog.pg_depend d "
            "JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+           "JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid "
            "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+           "LEFT JOIN pg_catalog.pg_attribute n ON n.attrelid = d.refobjid AND n.attname = $3 "
+           "AND n.atttypid IN ('pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype) "
+           "AND (q.seqtypid, n.atttypid) IN (('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype), "
+           "('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype), "
+           "('pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)) "
            "WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
            "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
            "AND d.refobjid = $1 AND a.attname = $2 AND d.deptype = 'a'",
-           {spi::p_oid(relid), spi::p_text(old_column)}))
+           {spi::p_oid(relid), spi::p_text(old_column), spi::p_text(new_column)})) {
     c.before_drop.push_back(fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *r[0], rel, newc));
+    if (r[1]) c.before_drop.push_back(fmt::format("ALTER SEQUENCE {} AS {}", *r[0], *r[1]));
+  }
   // An identity column: the new column becomes the identity after the drop
   // (catalog-only: ADD GENERATED on a NOT NULL column), its sequence under
   // the old one's name, options and position.
   for (const auto &r : spi::query(
            "SELECT CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END, "
            "pg_catalog.format('%I.%I', n.nspname, sc.relname), "
-           "NULL, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, "
+           // A bound at its type's limit is left to the new column's type
+           // (an int → bigint identity must not keep int's maximum).
+           "NULL, s.seqincrement, "
+           "CASE WHEN s.seqincrement < 0 AND s.seqmin = CASE s.seqtypid WHEN 'pg_catalog.int2'::pg_catalog.regtype "
+           "THEN -32768 WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN -2147483648 "
+           "ELSE -9223372036854775808 END THEN 'NO MINVALUE' ELSE 'MINVALUE ' || s.seqmin END, "
+           "CASE WHEN s.seqincrement > 0 AND s.seqmax = CASE s.seqtypid WHEN 'pg_catalog.int2'::pg_catalog.regtype "
+           "THEN 32767 WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647 "
+           "ELSE 9223372036854775807 END THEN 'NO MAXVALUE' ELSE 'MAXVALUE ' || s.seqmax END, s.seqcache, "
            "s.seqcycle, COALESCE(pg_catalog.pg_sequence_last_value(sc.oid) + s.seqincrement, s.seqstart) "
            "FROM pg_catalog.pg_attribute a "
            "JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
@@ -126,7 +146,7 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
            {spi::p_oid(relid), spi::p_text(old_column)}))
     c.after_drop.push_back(fmt::format(
         "ALTER TABLE ONLY {} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {} "
-        "INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {} {} START WITH {})",
+        "INCREMENT BY {} {} {} CACHE {} {} START WITH {})",
         rel, newc, *r[0], *r[1], *r[3], *r[4], *r[5], *r[6], *r[7] == "t" ? "CYCLE" : "NO CYCLE",
         *r[8]));
   // Extended statistics objects on the old column: created again with the

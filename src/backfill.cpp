@@ -3,8 +3,10 @@
 // A batch is one transaction that locks the transition's catalog row,
 // writes the rows AND advances the cursor: a crash repeats at most the
 // batch in flight. Passes, in phase 'backfilling':
-//   backfill  visit every row in key order, write new := old where they
-//             differ (zdd.differs: the sync trigger's equality);
+//   backfill  visit every row in key order, write the rows not in step
+//             (zdd.in_step: the conversion core the sync trigger uses) as
+//             "SET old = old", which the sync trigger turns into
+//             new := up(old) — one code path for app writes and backfill;
 //   verify    the same walk again; rows still out of step (written with
 //             the trigger bypassed) are fixed and counted in verify_fixed;
 //   twins     twins::build() outside any transaction, then phase
@@ -98,6 +100,7 @@ struct Job {
   std::optional<std::string> cursor;    // text[] literal
   std::optional<std::string> walk_key;  // the pass's key signature ('' = ctid)
   std::optional<std::string> walk_end;  // text[] literal: the pass's last key
+  std::optional<std::string> up, down;  // a retype's conversions (NULL: cast / identity)
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
 };
@@ -108,7 +111,7 @@ std::optional<Job> lock_job(int64_t id) {
       "SELECT id, tbl::pg_catalog.oid, phase, backfill_state, pass, old_column, new_column, "
       "cursor::pg_catalog.text, COALESCE(batch_size_now, batch_size), target_batch_ms, "
       "pause_ms, max_rows_per_sec, failures, rows_done, COALESCE(rows_total, -1), "
-      "walk_key, walk_end::pg_catalog.text "
+      "walk_key, walk_end::pg_catalog.text, up_expr, down_expr "
       "FROM zdd.transition WHERE id = $1 FOR UPDATE",
       {spi::p_int8(id)});
   if (rows.empty()) return std::nullopt;
@@ -131,6 +134,8 @@ std::optional<Job> lock_job(int64_t id) {
   j.rows_total = std::stoll(*r[14]);
   j.walk_key = r[15];
   j.walk_end = r[16];
+  j.up = r[17];
+  j.down = r[18];
   return j;
 }
 
@@ -284,6 +289,18 @@ std::optional<std::string> last_key(const Job &j, const Key &k) {
   return rows[0][0];
 }
 
+// The batch's filter: the row is in step by the conversion core (the sync
+// trigger's own rule), with the column names and conversions as
+// parameters $first..$first+3. Rows not in step are written as
+// "SET old = old", which the sync trigger turns into new := up(old).
+std::string in_step_call(const Job &j, const char *alias, int first) {
+  return fmt::format("zdd.in_step({a}.{o}, {a}.{n}, ${p0}::pg_catalog.text, ${p1}::pg_catalog.text, "
+                     "${p2}::pg_catalog.text, ${p3}::pg_catalog.text)",
+                     fmt::arg("a", alias), fmt::arg("o", spi::ident(j.old_column)),
+                     fmt::arg("n", spi::ident(j.new_column)), fmt::arg("p0", first),
+                     fmt::arg("p1", first + 1), fmt::arg("p2", first + 2), fmt::arg("p3", first + 3));
+}
+
 // Outcome of one batch walk step.
 struct Step {
   int64_t visited = 0, written = 0;
@@ -297,7 +314,7 @@ struct Step {
 // UPDATE see the same snapshot, so they cover the same rows.
 Step keyset_batch(const Job &j, const Key &k, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const std::string oldc = spi::ident(j.old_column), newc = spi::ident(j.new_column);
+  const std::string oldc = spi::ident(j.old_column);
   const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
   std::vector<std::string> upto;
   for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
@@ -306,8 +323,8 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
       "WITH zdd_b AS MATERIALIZED (SELECT {tcols} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
       "ORDER BY {asc} LIMIT $2), "
       "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
-      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {newc} = zdd_t.{oldc} WHERE {after}{upto} "
-      "AND zdd.differs(zdd_t.{newc}, zdd_t.{oldc}) RETURNING 1), "
+      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {oldc} = zdd_t.{oldc} WHERE {after}{upto} "
+      "AND NOT {in_step} RETURNING 1), "
       "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
       "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), (SELECT pg_catalog.count(*) FROM zdd_u), "
       "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
@@ -315,11 +332,13 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
       fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
       fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
       fmt::arg("asc", order_by(k, t, false)),
-      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("newc", newc),
-      fmt::arg("oldc", oldc), fmt::arg("upto", compare(k, t, upto, false)),
+      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("oldc", oldc), fmt::arg("upto", compare(k, t, upto, false)),
       fmt::arg("larr", text_array(l)),
-      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))));
-  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end)});
+      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))),
+      fmt::arg("in_step", in_step_call(j, "zdd_t", 4)));
+  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
+                               spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
+                               spi::p_text(j.down)});
   Step s;
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
@@ -333,7 +352,7 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
 // One ctid-range batch for a table without primary key: pages [p, q).
 Step ctid_batch(const Job &j, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const std::string oldc = spi::ident(j.old_column), newc = spi::ident(j.new_column);
+  const std::string oldc = spi::ident(j.old_column);
   // Cursor: {next page, end page}. The end is the table's size when the
   // pass started: pages added later hold only row versions written through
   // the sync trigger or by this walk, all in step (see the file comment).
@@ -357,13 +376,14 @@ Step ctid_batch(const Job &j, int limit) {
   const std::string lo = fmt::format("({},0)", page), hi = fmt::format("({},0)", end);
   const std::string range = "t.ctid >= $1::pg_catalog.tid AND t.ctid < $2::pg_catalog.tid";
   auto rows = spi::query(
-      fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {newc} = t.{oldc} WHERE {range} "
-                  "AND zdd.differs(t.{newc}, t.{oldc}) RETURNING 1) "
+      fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {oldc} = t.{oldc} WHERE {range} "
+                  "AND NOT {in_step} RETURNING 1) "
                   "SELECT (SELECT pg_catalog.count(*) FROM ONLY {rel} t WHERE {range}), "
                   "(SELECT pg_catalog.count(*) FROM u)",
-                  fmt::arg("rel", rel), fmt::arg("newc", newc), fmt::arg("oldc", oldc),
-                  fmt::arg("range", range)),
-      {spi::p_text(lo), spi::p_text(hi)});
+                  fmt::arg("rel", rel), fmt::arg("oldc", oldc), fmt::arg("range", range),
+                  fmt::arg("in_step", in_step_call(j, "t", 3))),
+      {spi::p_text(lo), spi::p_text(hi), spi::p_text(j.old_column), spi::p_text(j.new_column),
+       spi::p_text(j.up), spi::p_text(j.down)});
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
   s.next_cursor = fmt::format("{{{},{}}}", end, nblocks);
@@ -372,12 +392,23 @@ Step ctid_batch(const Job &j, int limit) {
 
 // Refuses to walk a table that rules or inheritance children would make
 // the walk miss or redirect (begin refuses them; this catches later DDL).
+// The batch writes through the transition's own sync trigger: it must be
+// there and fire (the guard refuses dropping or disabling it; this catches
+// what got past it, e.g. with session_replication_role = replica).
 void check_walkable(const Job &j) {
   auto rows = spi::query(
-      "SELECT c.relhasrules, EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) "
+      "SELECT c.relhasrules, EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $2 "
+      "AND t.tgenabled IN ('O', 'A')) "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1",
-      {spi::p_oid(j.relid)});
+      {spi::p_oid(j.relid), spi::p_text(catalog::trigger_name(j.id))});
   if (rows.empty()) throw Permanent(ERRCODE_UNDEFINED_TABLE, "zdd: the table no longer exists");
+  if (*rows[0][2] != "t")
+    throw Permanent(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    fmt::format("zdd: the sync trigger {} of {} is missing or disabled",
+                                catalog::trigger_name(j.id), spi::qualified_relation(j.relid)),
+                    "Rows the apps write are not kept in step without it.",
+                    "Abort the transition and begin again.");
   if (*rows[0][0] == "t" || *rows[0][1] == "t")
     throw Permanent(ERRCODE_FEATURE_NOT_SUPPORTED,
                     fmt::format("zdd: {} now has {}; the backfill cannot cover it",
@@ -429,7 +460,7 @@ Step run_walk_step(Job &j, int limit) {
                             GUC_ACTION_SAVE, true, 0, false);
     return l;
   });
-  quiet_triggers::Scope quiet(j.relid);
+  quiet_triggers::Scope quiet(j.relid, catalog::trigger_name(j.id));
   Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
     return j.walk_key->empty() ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
   });

@@ -101,7 +101,12 @@ Transition load(int64_t id, bool lock) {
   std::string sql =
       "SELECT t.id, t.tbl::pg_catalog.oid, t.old_column, t.new_column, t.kind, t.phase, "
       "t.backfill_state, t.started_by::pg_catalog.oid, "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.tbl::pg_catalog.oid) "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = t.tbl::pg_catalog.oid), "
+      // Read through to_jsonb: a library newer than the SQL objects (before
+      // ALTER EXTENSION zdd UPDATE) still loads transitions of 0.1.0.
+      "pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'up_expr', "
+      "pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'down_expr', "
+      "COALESCE(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'keep_name', 'false') "
       "FROM zdd.transition t WHERE t.id OPERATOR(pg_catalog.=) $1";
   if (lock) sql += " FOR UPDATE OF t";
   auto rows = query(sql, {spi::p_int8(id)});
@@ -119,6 +124,9 @@ Transition load(int64_t id, bool lock) {
   t.backfill_state = *r[6];
   t.started_by = static_cast<Oid>(std::stoul(*r[7]));
   t.table_exists = (*r[8] == "t");
+  t.up = r[9];
+  t.down = r[10];
+  t.keep_name = *r[11] == "true";
   return t;
 }
 
@@ -139,7 +147,8 @@ int64_t next_id() {
 }
 
 void insert(int64_t id, Oid relid, const std::string &old_column, const std::string &new_column,
-            int batch_size, int pause_ms, int max_rows_per_sec, int target_batch_ms) {
+            int batch_size, int pause_ms, int max_rows_per_sec, int target_batch_ms,
+            const std::string &detail) {
   execute(
       "INSERT INTO zdd.transition (id, tbl, old_column, new_column, started_by, batch_size, "
       "pause_ms, max_rows_per_sec, target_batch_ms) "
@@ -147,7 +156,7 @@ void insert(int64_t id, Oid relid, const std::string &old_column, const std::str
       {spi::p_int8(id), spi::p_oid(relid), spi::p_text(old_column), spi::p_text(new_column),
        spi::p_oid(pg_call([] { return GetUserId(); })), spi::p_int4(batch_size),
        spi::p_int4(pause_ms), spi::p_int4(max_rows_per_sec), spi::p_int4(target_batch_ms)});
-  add_history(id, "phase", std::nullopt, "expanded", "begin_rename");
+  add_history(id, "phase", std::nullopt, "expanded", detail);
 }
 
 void add_history(int64_t id, const std::string &event, const std::optional<std::string> &from,

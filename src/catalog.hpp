@@ -18,6 +18,8 @@ struct Transition {
   std::string old_column, new_column, kind, phase, backfill_state;
   Oid started_by = InvalidOid;
   bool table_exists = false;  // the regclass still names a relation
+  std::optional<std::string> up, down;  // a retype's conversions (nullopt: the cast)
+  bool keep_name = false;     // complete gives the new column the old one's name
 };
 
 // Runs f with the rights of zdd's schema owner; restores the caller's user
@@ -48,7 +50,8 @@ std::optional<int64_t> open_transition_using(Oid relid, const std::string &colum
 // returns its id (taken from zdd.transition_id_seq beforehand).
 int64_t next_id();
 void insert(int64_t id, Oid relid, const std::string &old_column, const std::string &new_column,
-            int batch_size, int pause_ms, int max_rows_per_sec, int target_batch_ms);
+            int batch_size, int pause_ms, int max_rows_per_sec, int target_batch_ms,
+            const std::string &detail = "begin_rename");
 
 // Sets the phase of transition t (from t.phase) and writes the history.
 void set_phase(const Transition &t, const std::string &to, const std::string &detail = {});

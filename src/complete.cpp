@@ -14,6 +14,7 @@
 #include "attachments.hpp"
 #include "backfill.hpp"
 #include "catalog.hpp"
+#include "conversion.hpp"
 #include "ddl.hpp"
 #include "guard.hpp"
 #include "spi.hpp"
@@ -69,15 +70,23 @@ void contract(const catalog::Transition &t) {
                 fmt::format("Not yet rebuilt on \"{}\": {}.", t.new_column, missing),
                 "They were added after the twins pass. zdd.resume(id) builds them without "
                 "blocking writes; then complete again.");
-  auto def = spi::query(
-      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
-      "WHERE d.adrelid = $1 AND d.adnum = $2",
-      {spi::p_oid(t.relid), spi::p_int4(old_att)});
+  // The old column's default, for a retype converted by up (a serial's
+  // nextval stays nextval).
+  std::optional<std::string> def;
+  if (t.kind == "retype") {
+    def = conversion::converted_default(
+        conversion::spec_for(t.relid, t.old_column, t.new_column, t.up, t.down), t.relid);
+  } else {
+    auto d = spi::query(
+        "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+        "WHERE d.adrelid = $1 AND d.adnum = $2",
+        {spi::p_oid(t.relid), spi::p_int4(old_att)});
+    if (!d.empty()) def = d[0][0];
+  }
   const std::string newc = spi::ident(t.new_column);
   attachments::copy_column_attributes(t.relid, t.old_column, t.new_column);
   const attachments::Carry carry = attachments::plan_carry(t.relid, t.old_column, t.new_column);
-  if (!def.empty() && def[0][0])
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def[0][0]));
+  if (def) spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def));
   spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
   // The originals' constraints first: a self-referencing foreign key that
   // references the old column would make DROP COLUMN ... RESTRICT refuse.
@@ -115,6 +124,11 @@ void contract(const catalog::Transition &t) {
       spi::execute(fmt::format("ALTER TABLE ONLY {} REPLICA IDENTITY USING INDEX {}", rel,
                                spi::ident(it.name)));
   }
+  // A retype without a new name: the new column takes the old one's, so
+  // the apps keep theirs.
+  if (t.keep_name)
+    spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME COLUMN {} TO {}", rel, newc,
+                             spi::ident(t.old_column)));
 }
 
 // zdd.complete(): see the file comment.

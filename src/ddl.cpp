@@ -88,6 +88,28 @@ void with_lock_retry(const std::string &what, const std::function<void()> &step)
   }
 }
 
+std::optional<Error> probe(const std::function<void()> &check) {
+  MemoryContext cxt = CurrentMemoryContext;
+  ResourceOwner owner = CurrentResourceOwner;
+  pg_call([] { BeginInternalSubTransaction(nullptr); });
+  MemoryContextSwitchTo(cxt);
+  std::optional<Error> found;
+  try {
+    check();
+  } catch (const Error &e) {
+    found = e;
+  } catch (...) {
+    pg_call([] { RollbackAndReleaseCurrentSubTransaction(); });
+    MemoryContextSwitchTo(cxt);
+    CurrentResourceOwner = owner;
+    throw;
+  }
+  pg_call([] { RollbackAndReleaseCurrentSubTransaction(); });
+  MemoryContextSwitchTo(cxt);
+  CurrentResourceOwner = owner;
+  return found;
+}
+
 void lock_table(Oid relid, LOCKMODE mode, const std::string &what) {
   with_lock_retry(what, [&] { pg_call([&] { LockRelationOid(relid, mode); }); });
 }

@@ -25,6 +25,10 @@ void lock_table(Oid relid, LOCKMODE mode, const std::string &what);
 // Runs one DDL statement under the retry policy.
 void run_with_retry(const std::string &what, const std::string &sql);
 
+// Runs check in a subtransaction that is always rolled back; returns the
+// zdd::Error (or PostgreSQL error) it raised, if any.
+std::optional<Error> probe(const std::function<void()> &check);
+
 // Sleeps ms milliseconds, waking for interrupts and postmaster death.
 void sleep_ms(long ms);
 

@@ -7,6 +7,7 @@
 
 #include "attachments.hpp"
 #include "catalog.hpp"
+#include "ddl.hpp"
 #include "spi.hpp"
 #include "table.hpp"
 
@@ -25,45 +26,21 @@ struct Finding {
   std::string severity, object, finding, action;
 };
 
-// Runs check in a subtransaction that is always rolled back; returns the
-// error it raised, if any.
-std::optional<Error> probe(const std::function<void()> &check) {
-  MemoryContext cxt = CurrentMemoryContext;
-  ResourceOwner owner = CurrentResourceOwner;
-  pg_call([] { BeginInternalSubTransaction(nullptr); });
-  MemoryContextSwitchTo(cxt);
-  std::optional<Error> found;
-  try {
-    check();
-  } catch (const Error &e) {
-    found = e;
-  } catch (...) {
-    pg_call([] { RollbackAndReleaseCurrentSubTransaction(); });
-    MemoryContextSwitchTo(cxt);
-    CurrentResourceOwner = owner;
-    throw;
-  }
-  pg_call([] { RollbackAndReleaseCurrentSubTransaction(); });
-  MemoryContextSwitchTo(cxt);
-  CurrentResourceOwner = owner;
-  return found;
-}
-
 // begin_rename's checks, as blockers.
 void blockers(Oid relid, const std::string &oldc, const std::string &newc, std::vector<Finding> &out) {
   const std::string rel = spi::qualified_relation(relid);
   auto add = [&](const std::optional<Error> &e) {
     if (e) out.push_back({"blocker", rel, e->message + (e->detail.empty() ? "" : " (" + e->detail + ")"), e->hint});
   };
-  add(probe([&] { table::check_table(relid); }));
-  add(probe([&] { table::check_walkable(relid); }));
-  auto col = probe([&] { table::column_to_move(relid, oldc); });
+  add(ddl::probe([&] { table::check_table(relid); }));
+  add(ddl::probe([&] { table::check_walkable(relid); }));
+  auto col = ddl::probe([&] { table::column_to_move(relid, oldc); });
   add(col);
-  add(probe([&] { table::check_new_name(relid, newc); }));
+  add(ddl::probe([&] { table::check_new_name(relid, newc); }));
   if (col) return;
   const AttrNumber att = pg_call([&] { return get_attnum(relid, oldc.c_str()); });
-  add(probe([&] { table::check_twin_rights(relid, att); }));
-  add(probe([&] { attachments::refuse_uncarried(relid, att, oldc); }));
+  add(ddl::probe([&] { table::check_twin_rights(relid, att); }));
+  add(ddl::probe([&] { attachments::refuse_uncarried(relid, att, oldc); }));
   if (auto other = catalog::open_transition_using(relid, oldc))
     out.push_back({"blocker", rel, fmt::format("column \"{}\" is already in transition {}", oldc, *other),
                    "Complete or abort that transition first."});

@@ -81,6 +81,22 @@ int run(const std::string &sql, const std::vector<Param> &params, long limit) {
 
 }  // namespace
 
+void pinned(const std::function<void()> &f) {
+  const int level = pg_call([] {
+    int l = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    return l;
+  });
+  try {
+    f();
+  } catch (...) {
+    AtEOXact_GUC(false, level);
+    throw;
+  }
+  pg_call([&] { AtEOXact_GUC(true, level); });
+}
+
 std::vector<Row> query(const std::string &sql, const std::vector<Param> &params) {
   run(sql, params, 0);
   std::vector<Row> rows;

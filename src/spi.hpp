@@ -6,6 +6,8 @@
 // Results are copied out as text so no SPI memory outlives the call.
 #pragma once
 
+#include <functional>
+
 #include "error.hpp"
 
 namespace zdd::spi {
@@ -29,6 +31,11 @@ std::vector<Row> query(const std::string &sql, const std::vector<Param> &params 
 
 // Runs sql with params; returns SPI_processed.
 uint64_t execute(const std::string &sql, const std::vector<Param> &params = {});
+
+// Runs f with search_path = pg_catalog, pg_temp, as the statements above
+// run: for deparsing SQL text that such a statement will read (names
+// outside pg_catalog come out schema-qualified).
+void pinned(const std::function<void()> &f);
 
 // Connects to SPI for the lifetime of the object (SPI_finish on normal exit;
 // on an error the transaction abort disconnects). nonatomic: for a

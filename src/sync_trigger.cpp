@@ -1,17 +1,19 @@
 // sync_trigger.cpp — the BEFORE INSERT OR UPDATE row trigger that keeps the
-// old and new column of a transition equal (SPEC section 4).
+// old and new column of a transition in step (SPEC section 4): new =
+// up(old) or old = down(new), through the conversion core (a rename is
+// the identity conversion).
 //
 // The trigger edits the row in place (heap_modify_tuple_by_cols) and
 // returns it: no second write, no recursion. Per row it reads a few
 // attributes from the trigger's slots and compares them; everything that
-// needs a lookup (attribute numbers, type length/byval, the old column's
-// constant default) is resolved once per trigger and backend, kept in a
+// needs a lookup (attribute numbers, the compiled conversion, the columns'
+// constant defaults) is resolved once per trigger and backend, kept in a
 // hash keyed by trigger OID, and invalidated by relcache callbacks.
 //
 // The per-row functions own no C++ objects with destructors, so the
 // PostgreSQL calls in them may raise errors directly; only the conflict
 // error path builds strings, and it goes through pg_call / zdd::Error.
-#include "compare.hpp"
+#include "conversion.hpp"
 #include "error.hpp"
 #include "settings.hpp"
 #include "statement_columns.hpp"
@@ -46,8 +48,7 @@ struct Entry {
   Oid relid;
   int64 transition_id;
   AttrNumber old_att, new_att;
-  int16 typlen;
-  bool typbyval;
+  conversion::Compiled *conv;  // in its own context under CacheMemoryContext
   ConstDefault old_default, new_default;
 };
 
@@ -89,14 +90,17 @@ void cache_default(ConstDefault *d, Relation rel, AttrNumber att, bool byval, in
   MemoryContextSwitchTo(old);
 }
 
-// Fills e from the trigger's arguments and the relation's descriptor.
+// Fills e from the trigger's arguments (transition id, old column, new
+// column; for a retype also the up and down expressions, '' for the cast)
+// and the relation's descriptor.
 void build(Entry *e, TriggerData *td) {
   Trigger *tg = td->tg_trigger;
   Relation rel = td->tg_relation;
   TupleDesc desc = RelationGetDescr(rel);
-  if (tg->tgnargs != 3)
+  if (tg->tgnargs != 3 && tg->tgnargs != 5)
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                    errmsg("zdd.sync_trigger needs 3 arguments: transition id, old column, new column")));
+                    errmsg("zdd.sync_trigger needs 3 or 5 arguments: transition id, old column, "
+                           "new column[, up, down]")));
   e->relid = RelationGetRelid(rel);
   e->transition_id = pg_strtoint64(tg->tgargs[0]);
   e->old_att = find_column(desc, tg->tgargs[1]);
@@ -110,18 +114,34 @@ void build(Entry *e, TriggerData *td) {
                             e->transition_id)));
   Form_pg_attribute oa = TupleDescAttr(desc, e->old_att - 1);
   Form_pg_attribute na = TupleDescAttr(desc, e->new_att - 1);
-  if (oa->atttypid != na->atttypid || oa->atttypmod != na->atttypmod)
+  if (tg->tgnargs == 3 && (oa->atttypid != na->atttypid || oa->atttypmod != na->atttypmod))
     ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                     errmsg("zdd: columns \"%s\" and \"%s\" of \"%s\" no longer have the same type",
                            tg->tgargs[1], tg->tgargs[2], RelationGetRelationName(rel))));
-  e->typlen = oa->attlen;
-  e->typbyval = oa->attbyval;
+  conversion::release(e->conv);
+  e->conv = nullptr;
+  conversion::Spec spec;
+  spec.relation = RelationGetRelationName(rel);
+  spec.transition_id = e->transition_id;
+  spec.old_name = tg->tgargs[1];
+  spec.new_name = tg->tgargs[2];
+  spec.old_type = oa->atttypid;
+  spec.old_typmod = oa->atttypmod;
+  spec.old_collation = oa->attcollation;
+  spec.new_type = na->atttypid;
+  spec.new_typmod = na->atttypmod;
+  spec.new_collation = na->attcollation;
+  if (tg->tgnargs == 5) {
+    spec.up = tg->tgargs[3];
+    spec.down = tg->tgargs[4];
+  }
+  e->conv = conversion::compile(spec, CacheMemoryContext);
 
   // The columns' defaults, if constants: where the executor does not say
   // which columns an INSERT named (COPY), a column left at its default
   // counts as "not given" (SPEC 4).
-  cache_default(&e->old_default, rel, e->old_att, e->typbyval, e->typlen);
-  cache_default(&e->new_default, rel, e->new_att, e->typbyval, e->typlen);
+  cache_default(&e->old_default, rel, e->old_att, oa->attbyval, oa->attlen);
+  cache_default(&e->new_default, rel, e->new_att, na->attbyval, na->attlen);
   e->valid = true;
 }
 
@@ -143,6 +163,7 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
     e = static_cast<Entry *>(hash_search(cache, &td->tg_trigger->tgoid, HASH_ENTER, &found));
     if (!found) {
       e->valid = false;
+      e->conv = nullptr;
       e->old_default.has = false;
       e->new_default.has = false;
     }
@@ -152,10 +173,21 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
   return e;
 }
 
-// Equality as zdd defines it (compare.hpp), with the column's type info.
-bool same(const Entry *e, Datum a, bool anull, Datum b, bool bnull) {
-  return same_value(e->typlen, e->typbyval, a, anull, b, bnull);
+// In step, and equality within one column's type (conversion.hpp).
+bool in_step(const Entry *e, Datum ov, bool onull, Datum nv, bool nnull) {
+  return conversion::in_step(e->conv, ov, onull, nv, nnull);
 }
+bool same_old(const Entry *e, Datum a, bool anull, Datum b, bool bnull) {
+  return conversion::same_old(e->conv, a, anull, b, bnull);
+}
+bool same_new(const Entry *e, Datum a, bool anull, Datum b, bool bnull) {
+  return conversion::same_new(e->conv, a, anull, b, bnull);
+}
+
+// Returns tuple with the new column set to up(old value).
+HeapTuple set_new_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum ov, bool onull);
+// Returns tuple with the old column set to down(new value).
+HeapTuple set_old_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum nv, bool nnull);
 
 // Text of a value for an error message, cut to a readable length.
 std::string show(Oid type, Datum v, bool isnull) {
@@ -194,9 +226,24 @@ HeapTuple set_column(TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v, 
   return heap_modify_tuple_by_cols(tuple, RelationGetDescr(td->tg_relation), 1, &col, &v, &isnull);
 }
 
-// True when the value is the column's constant default.
-bool at_default(const Entry *e, const ConstDefault &d, Datum v, bool isnull) {
-  return d.has && same(e, v, isnull, d.value, d.isnull);
+HeapTuple set_new_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum ov, bool onull) {
+  bool rnull;
+  Datum v = conversion::up(e->conv, ov, onull, &rnull);
+  return set_column(td, tuple, e->new_att, v, rnull);
+}
+
+HeapTuple set_old_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum nv, bool nnull) {
+  bool rnull;
+  Datum v = conversion::down(e->conv, nv, nnull, &rnull);
+  return set_column(td, tuple, e->old_att, v, rnull);
+}
+
+// True when the value is the old (or new) column's constant default.
+bool at_old_default(const Entry *e, Datum v, bool isnull) {
+  return e->old_default.has && same_old(e, v, isnull, e->old_default.value, e->old_default.isnull);
+}
+bool at_new_default(const Entry *e, Datum v, bool isnull) {
+  return e->new_default.has && same_new(e, v, isnull, e->new_default.value, e->new_default.isnull);
 }
 
 // INSERT: fill whichever side the statement did not give (SPEC 4). Which
@@ -209,7 +256,7 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
   bool onull, nnull;
   Datum ov = slot_getattr(slot, e->old_att, &onull);
   Datum nv = slot_getattr(slot, e->new_att, &nnull);
-  if (same(e, ov, onull, nv, nnull)) return tuple;
+  if (in_step(e, ov, onull, nv, nnull)) return tuple;
 
   bool old_given, new_given;
   if (const Bitmapset *named = statement_columns::inserted(e->relid)) {
@@ -217,24 +264,24 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
     new_given = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, named);
     // Both named, one of them NULL or at its default (an app that maps both
     // columns and set one): that one was not given (SPEC 4).
-    if (old_given && new_given && (nnull || at_default(e, e->new_default, nv, nnull)))
+    if (old_given && new_given && (nnull || at_new_default(e, nv, nnull)))
       new_given = false;
-    else if (old_given && new_given && (onull || at_default(e, e->old_default, ov, onull)))
+    else if (old_given && new_given && (onull || at_old_default(e, ov, onull)))
       old_given = false;
   } else {
-    old_given = !onull && !at_default(e, e->old_default, ov, onull);
-    new_given = !nnull && !at_default(e, e->new_default, nv, nnull);
+    old_given = !onull && !at_old_default(e, ov, onull);
+    new_given = !nnull && !at_new_default(e, nv, nnull);
   }
-  if (!new_given) return set_column(td, tuple, e->new_att, ov, onull);  // old is the truth
-  if (!old_given) return set_column(td, tuple, e->old_att, nv, nnull);
-  // Both given and different: a declared side settles it, else a conflict.
-  if (settings::side == settings::SideOld) return set_column(td, tuple, e->new_att, ov, onull);
-  if (settings::side == settings::SideNew) return set_column(td, tuple, e->old_att, nv, nnull);
+  if (!new_given) return set_new_from(e, td, tuple, ov, onull);  // old is the truth
+  if (!old_given) return set_old_from(e, td, tuple, nv, nnull);
+  // Both given and not in step: a declared side settles it, else a conflict.
+  if (settings::side == settings::SideOld) return set_new_from(e, td, tuple, ov, onull);
+  if (settings::side == settings::SideNew) return set_old_from(e, td, tuple, nv, nnull);
   conflict(e, td, "the INSERT gives both columns", ov, onull, nv, nnull);
 }
 
 // UPDATE: decide which side wrote from the SET list, then from changed
-// values; a row nobody wrote gets new := old (this is also the backfill).
+// values; a row nobody wrote gets new := up(old) (this is also the backfill).
 HeapTuple on_update(const Entry *e, TriggerData *td) {
   TupleTableSlot *before = td->tg_trigslot;
   TupleTableSlot *after = td->tg_newslot;
@@ -245,7 +292,7 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
 
   // In step already (the common case: the statement touched other columns,
   // or wrote both alike): nothing to decide, and the old row is not read.
-  if (same(e, ov, onull, nv, nnull)) return tuple;
+  if (in_step(e, ov, onull, nv, nnull)) return tuple;
 
   const Bitmapset *cols = td->tg_updatedcols;
   const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
@@ -257,22 +304,22 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
   } else {
     Datum pov = slot_getattr(before, e->old_att, &ponull);
     Datum pnv = slot_getattr(before, e->new_att, &pnnull);
-    old_wrote = !same(e, pov, ponull, ov, onull);
-    new_wrote = !same(e, pnv, pnnull, nv, nnull);
+    old_wrote = !same_old(e, pov, ponull, ov, onull);
+    new_wrote = !same_new(e, pnv, pnnull, nv, nnull);
   }
   // Both sides wrote, differently: a declared side settles it (zdd.side
   // only ever picks between two writes; it never invents one).
   if (old_wrote && new_wrote && settings::side == settings::SideOld)
-    return set_column(td, tuple, e->new_att, ov, onull);
+    return set_new_from(e, td, tuple, ov, onull);
   if (old_wrote && new_wrote && settings::side == settings::SideNew)
-    return set_column(td, tuple, e->old_att, nv, nnull);
+    return set_old_from(e, td, tuple, nv, nnull);
   if (old_wrote && new_wrote)
     conflict(e, td,
              old_named && new_named ? "the UPDATE's SET list changes both columns"
                                     : "both columns changed in this UPDATE",
              ov, onull, nv, nnull);
-  if (new_wrote) return set_column(td, tuple, e->old_att, nv, nnull);
-  return set_column(td, tuple, e->new_att, ov, onull);  // old wrote, or nobody: old is the truth
+  if (new_wrote) return set_old_from(e, td, tuple, nv, nnull);
+  return set_new_from(e, td, tuple, ov, onull);  // old wrote, or nobody: old is the truth
 }
 
 // The trigger body: protocol checks, the cached entry, the rule set.
@@ -286,6 +333,7 @@ Datum fire(FunctionCallInfo fcinfo) {
     ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                     errmsg("zdd.sync_trigger must be a BEFORE INSERT OR UPDATE FOR EACH ROW trigger")));
   const Entry *e = entry_for(fcinfo, td);
+  conversion::begin_row(e->conv);
   HeapTuple result = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? on_insert(e, td) : on_update(e, td);
   return PointerGetDatum(result);
 }

@@ -4,11 +4,13 @@
 #include "attachments.hpp"
 #include "backfill.hpp"
 #include "catalog.hpp"
+#include "conversion.hpp"
 #include "ddl.hpp"
 #include "guard.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "table.hpp"
+#include "transition.hpp"
 #include "twins.hpp"
 
 extern "C" {
@@ -18,14 +20,113 @@ extern "C" {
 
 namespace zdd {
 
-namespace {
+namespace transition {
 
 // Reads optional integer argument n, or def when NULL (checked).
 int int_arg(FunctionCallInfo fcinfo, int n, int def, const char *name, bool zero_ok) {
   return table::check_throttle_value(name, PG_ARGISNULL(n) ? def : PG_GETARG_INT32(n), zero_ok);
 }
 
-}  // namespace
+void read_throttle_args(FunctionCallInfo fcinfo, int n, Expand &x) {
+  x.batch = int_arg(fcinfo, n, settings::batch_size, "batch_size", false);
+  x.pause = int_arg(fcinfo, n + 1, settings::pause_ms, "pause_ms", true);
+  x.rate = int_arg(fcinfo, n + 2, settings::max_rows_per_sec, "max_rows_per_sec", true);
+  x.target = int_arg(fcinfo, n + 3, settings::target_batch_ms, "target_batch_ms", true);
+  x.start = PG_ARGISNULL(n + 4) ? true : PG_GETARG_BOOL(n + 4);
+  if (PG_NARGS() > n + 5 && !PG_ARGISNULL(n + 5))
+    x.label = pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n + 5))); });
+}
+
+std::optional<int64_t> same_request(const Expand &x) {
+  auto same = catalog::query(
+      "SELECT id FROM zdd.transition WHERE tbl = $1::pg_catalog.regclass AND old_column = $2 "
+      "AND ($3::pg_catalog.text IS NULL OR new_column = $3) AND kind = $4 "
+      "AND new_type IS NOT DISTINCT FROM $5 AND phase <> ALL (ARRAY['completed', 'aborted'])",
+      {spi::p_oid(x.relid), spi::p_text(x.old_column),
+       spi::p_text(x.kind == "retype" && x.keep_name ? std::nullopt : std::optional(x.new_column)),
+       spi::p_text(x.kind),
+       spi::p_text(x.kind == "retype" ? std::optional(x.new_type_name) : std::nullopt)});
+  if (same.empty()) return std::nullopt;
+  return std::stoll(*same[0][0]);
+}
+
+int64_t expand(const Expand &x) {
+  const Oid relid = x.relid;
+  const std::string &old_col = x.old_column, &new_col = x.new_column;
+  const std::string what = x.kind == "retype" ? "begin_retype" : "begin_rename";
+  ddl::lock_table(relid, AccessExclusiveLock, what);
+  table::check_table(relid);  // again: it may have changed while we waited
+  for (const std::string &c : {old_col, new_col})
+    if (auto other = catalog::open_transition_using(relid, c))
+      throw Error(ERRCODE_OBJECT_IN_USE,
+                  fmt::format("zdd: column \"{}\" of {} is already in transition {}", c,
+                              spi::qualified_relation(relid), *other),
+                  {}, fmt::format("Complete or abort that transition first (or call {} with the "
+                                  "same arguments to get its id).", what));
+  table::check_walkable(relid);
+  const table::Column old_attr = table::column_to_move(relid, old_col);
+  table::check_twin_rights(relid, old_attr.attnum);
+  attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
+  table::check_new_name(relid, new_col);
+  if (x.label && !catalog::query("SELECT 1 FROM zdd.transition WHERE label = $1 "
+                                 "AND phase <> ALL (ARRAY['completed', 'aborted'])",
+                                 {spi::p_text(x.label)})
+                      .empty())
+    throw Error(ERRCODE_DUPLICATE_OBJECT,
+                fmt::format("zdd: label \"{}\" is already used by an open transition", *x.label));
+
+  const int64_t id = catalog::next_id();
+  const std::string rel = spi::qualified_relation(relid);
+  spi::execute(fmt::format("ALTER TABLE ONLY {} ADD COLUMN {} {}", rel, spi::ident(new_col),
+                           x.new_type_sql.value_or(old_attr.type_sql)));
+  // Storage and compression only where the new type has them (a retype
+  // to a fixed-length type has neither); the statistics target always.
+  const bool varlena = pg_call([&] {
+    return get_typlen(get_atttype(relid, get_attnum(relid, new_col.c_str()))) == -1;
+  });
+  for (const std::string &s : old_attr.column_options)
+    if (!x.new_type_sql || varlena || s.rfind("SET STATISTICS", 0) == 0)
+      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
+  attachments::copy_column_attributes(relid, old_col, new_col);
+  // The same default (converted by up for a retype), so that the new
+  // app's DEFAULT (and an INSERT that omits the column) gives the column's
+  // default during the transition; a sequence's default stays with the old
+  // column until complete, so that an INSERT does not draw two numbers.
+  auto def = spi::query(
+      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend p "
+      "JOIN pg_catalog.pg_class s ON s.oid = p.refobjid AND s.relkind = 'S' "
+      "WHERE p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND p.objid = d.oid) "
+      "FROM pg_catalog.pg_attrdef d WHERE d.adrelid = $1 AND d.adnum = $2",
+      {spi::p_oid(relid), spi::p_int4(old_attr.attnum)});
+  if (!def.empty() && *def[0][0] == "f") {
+    const auto text = conversion::converted_default(
+        conversion::spec_for(relid, old_col, new_col, x.up, x.down), relid);
+    if (text)
+      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel,
+                               spi::ident(new_col), *text));
+  }
+  std::string args = fmt::format("{}, {}, {}", spi::literal(std::to_string(id)), spi::literal(old_col),
+                                 spi::literal(new_col));
+  if (x.kind == "retype")
+    args += fmt::format(", {}, {}", spi::literal(x.up.value_or("")), spi::literal(x.down.value_or("")));
+  spi::execute(fmt::format("CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
+                           "EXECUTE FUNCTION zdd.sync_trigger({})",
+                           spi::ident(catalog::trigger_name(id)), rel, args));
+  catalog::insert(id, relid, old_col, new_col, x.batch, x.pause, x.rate, x.target, what);
+  if (x.kind == "retype")
+    catalog::execute(
+        "UPDATE zdd.transition SET kind = 'retype', old_type = $2, new_type = $3, up_expr = $4, "
+        "down_expr = $5, keep_name = $6 WHERE id = $1",
+        {spi::p_int8(id), spi::p_text(x.old_type_name), spi::p_text(x.new_type_name), spi::p_text(x.up),
+         spi::p_text(x.down), spi::p_bool(x.keep_name)});
+  if (x.label)
+    catalog::execute("UPDATE zdd.transition SET label = $2 WHERE id = $1",
+                     {spi::p_int8(id), spi::p_text(x.label)});
+  if (x.start) backfill::request_start(catalog::load(id, true));
+  return id;
+}
+
+}  // namespace transition
 
 // zdd.begin_rename(): checks (before and again under the lock), adds the
 // new column, installs the sync trigger, records 'expanded', and asks for
@@ -34,88 +135,26 @@ Datum begin_rename(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
     throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED,
                 "zdd: begin_rename needs a table, an old column and a new column");
-  const Oid relid = PG_GETARG_OID(0);
-  const std::string old_col = NameStr(*PG_GETARG_NAME(1));
-  const std::string new_col = NameStr(*PG_GETARG_NAME(2));
-  const int batch = int_arg(fcinfo, 3, settings::batch_size, "batch_size", false);
-  const int pause = int_arg(fcinfo, 4, settings::pause_ms, "pause_ms", true);
-  const int rate = int_arg(fcinfo, 5, settings::max_rows_per_sec, "max_rows_per_sec", true);
-  const int target = int_arg(fcinfo, 6, settings::target_batch_ms, "target_batch_ms", true);
-  const bool start = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
-  const std::optional<std::string> label =
-      PG_NARGS() > 8 && !PG_ARGISNULL(8) ? std::optional<std::string>(TextDatumGetCString(PG_GETARG_DATUM(8)))
-                                         : std::nullopt;
+  transition::Expand x;
+  x.relid = PG_GETARG_OID(0);
+  x.old_column = NameStr(*PG_GETARG_NAME(1));
+  x.new_column = NameStr(*PG_GETARG_NAME(2));
+  transition::read_throttle_args(fcinfo, 3, x);
 
   spi::Connection spi;
   guard::Scope own_ddl;
   // Checks that need no lock first, so a non-owner never queues a lock.
-  table::check_table(relid);
+  table::check_table(x.relid);
   // A re-run of the same request (a migration run twice) returns the open
   // transition instead of failing on the column it added.
-  auto same = catalog::query(
-      "SELECT id FROM zdd.transition WHERE tbl = $1::pg_catalog.regclass AND old_column = $2 "
-      "AND new_column = $3 AND kind = 'rename' AND phase <> ALL (ARRAY['completed', 'aborted'])",
-      {spi::p_oid(relid), spi::p_text(old_col), spi::p_text(new_col)});
-  if (!same.empty()) {
-    const std::string id = *same[0][0];
+  if (auto id = transition::same_request(x)) {
     pg_call([&] {
-      ereport(NOTICE, (errmsg("zdd: transition %s already renames \"%s\" to \"%s\"; returning it",
-                              id.c_str(), old_col.c_str(), new_col.c_str())));
+      ereport(NOTICE, (errmsg("zdd: transition %lld already renames \"%s\" to \"%s\"; returning it",
+                              static_cast<long long>(*id), x.old_column.c_str(), x.new_column.c_str())));
     });
-    return Int64GetDatum(std::stoll(id));
+    return Int64GetDatum(*id);
   }
-  ddl::lock_table(relid, AccessExclusiveLock, "begin_rename");
-  table::check_table(relid);  // again: it may have changed while we waited
-  for (const std::string &c : {old_col, new_col})
-    if (auto other = catalog::open_transition_using(relid, c))
-      throw Error(ERRCODE_OBJECT_IN_USE,
-                  fmt::format("zdd: column \"{}\" of {} is already in transition {}", c,
-                              spi::qualified_relation(relid), *other),
-                  {}, "Complete or abort that transition first (or call begin_rename with the "
-                      "same columns to get its id).");
-  table::check_walkable(relid);
-  const table::Column old_attr = table::column_to_move(relid, old_col);
-  table::check_twin_rights(relid, old_attr.attnum);
-  attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
-  table::check_new_name(relid, new_col);
-  if (label && !catalog::query("SELECT 1 FROM zdd.transition WHERE label = $1 "
-                               "AND phase <> ALL (ARRAY['completed', 'aborted'])",
-                               {spi::p_text(label)})
-                    .empty())
-    throw Error(ERRCODE_DUPLICATE_OBJECT,
-                fmt::format("zdd: label \"{}\" is already used by an open transition", *label));
-
-  const int64_t id = catalog::next_id();
-  const std::string rel = spi::qualified_relation(relid);
-  spi::execute(fmt::format("ALTER TABLE ONLY {} ADD COLUMN {} {}", rel, spi::ident(new_col),
-                           old_attr.type_sql));
-  for (const std::string &s : old_attr.column_options)
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
-  attachments::copy_column_attributes(relid, old_col, new_col);
-  // The same default, so that the new app's DEFAULT (and an INSERT that
-  // omits the column) gives the column's default during the transition; a
-  // sequence's default stays with the old column until complete, so that
-  // an INSERT does not draw two numbers.
-  auto def = spi::query(
-      "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid), EXISTS (SELECT 1 FROM pg_catalog.pg_depend p "
-      "JOIN pg_catalog.pg_class s ON s.oid = p.refobjid AND s.relkind = 'S' "
-      "WHERE p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND p.objid = d.oid) "
-      "FROM pg_catalog.pg_attrdef d WHERE d.adrelid = $1 AND d.adnum = $2",
-      {spi::p_oid(relid), spi::p_int4(old_attr.attnum)});
-  if (!def.empty() && def[0][0] && *def[0][1] == "f")
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel,
-                             spi::ident(new_col), *def[0][0]));
-  spi::execute(fmt::format(
-      "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW "
-      "EXECUTE FUNCTION zdd.sync_trigger({}, {}, {})",
-      spi::ident(catalog::trigger_name(id)), rel, spi::literal(std::to_string(id)), spi::literal(old_col),
-      spi::literal(new_col)));
-  catalog::insert(id, relid, old_col, new_col, batch, pause, rate, target);
-  if (label)
-    catalog::execute("UPDATE zdd.transition SET label = $2 WHERE id = $1",
-                     {spi::p_int8(id), spi::p_text(label)});
-  if (start) backfill::request_start(catalog::load(id, true));
-  return Int64GetDatum(id);
+  return Int64GetDatum(transition::expand(x));
 }
 
 // zdd.abort(): stops the backfill, drops the trigger and the new column

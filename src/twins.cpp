@@ -28,6 +28,7 @@
 // through ddl::with_lock_retry.
 #include "twins.hpp"
 
+#include "conversion.hpp"
 #include "ddl.hpp"
 #include "spi.hpp"
 #include "toplevel.hpp"
@@ -37,10 +38,15 @@ extern "C" {
 #include "access/attmap.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "commands/defrem.h"
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
 #include "parser/parse_utilcmd.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/ruleutils.h"
@@ -159,6 +165,79 @@ std::string valid_form(std::string def) {
   return def;
 }
 
+// The old and new column's types.
+struct ColumnTypes {
+  Oid old_type = InvalidOid, new_type = InvalidOid, new_collation = InvalidOid;
+  int32 old_typmod = -1, new_typmod = -1;
+};
+
+ColumnTypes column_types(Oid relid, int old_att, int new_att) {
+  return pg_call([&] {
+    ColumnTypes t;
+    Oid coll;
+    get_atttypetypmodcoll(relid, AttrNumber(old_att), &t.old_type, &t.old_typmod, &coll);
+    if (new_att > 0)
+      get_atttypetypmodcoll(relid, AttrNumber(new_att), &t.new_type, &t.new_typmod, &t.new_collation);
+    return t;
+  });
+}
+
+// For a retype: at each key position of the old column, the operator
+// class and collation its twin on the new column gets (the new type's
+// default class where the original used the old type's default, else the
+// same class; the index's collation, or the new column's where the old
+// type had none, or none for a type without collation). classes and
+// collations are comma-separated OID lists, rewritten in place.
+void map_classes(const std::string &indkey, int old_att, Oid am, const ColumnTypes &t,
+                 std::string &classes, std::string &collations) {
+  auto cls = array_items(classes), coll = array_items(collations);
+  const auto keys = array_items(indkey);
+  pg_call([&] {
+    for (size_t i = 0; i < cls.size() && i < keys.size(); ++i) {
+      if (keys[i] != std::to_string(old_att)) continue;
+      const Oid c = static_cast<Oid>(std::stoul(cls[i]));
+      if (GetDefaultOpClass(t.old_type, am) == c) cls[i] = std::to_string(GetDefaultOpClass(t.new_type, am));
+      Oid co = i < coll.size() ? static_cast<Oid>(std::stoul(coll[i])) : InvalidOid;
+      if (!type_is_collatable(t.new_type))
+        co = InvalidOid;
+      else if (!OidIsValid(co))
+        co = t.new_collation;
+      if (i < coll.size()) coll[i] = std::to_string(co);
+    }
+  });
+  auto join = [](const std::vector<std::string> &v) {
+    std::string out;
+    for (const auto &x : v) out += (out.empty() ? "" : ",") + x;
+    return out;
+  };
+  classes = join(cls);
+  collations = join(coll);
+}
+
+// The CHECK expression text as PostgreSQL understands it on relid today
+// (parsed, transformed, deparsed again), or nullopt when it no longer
+// parses there (a retyped column without the operators it used).
+std::optional<std::string> recook_check(Oid relid, const std::string &text) {
+  std::optional<std::string> out;
+  // In a rolled-back subtransaction: a parse error must not end ours.
+  (void)ddl::probe([&] {
+    out = pg_call([&] {
+      ParseState *ps = make_parsestate(nullptr);
+      Relation rel = relation_open(relid, AccessShareLock);
+      ParseNamespaceItem *ns = addRangeTableEntryForRelation(ps, rel, AccessShareLock, nullptr, false, true);
+      addNSItemToQuery(ps, ns, true, true, true);
+      Node *expr = transformExpr(ps, conversion::parse_expression(text.c_str()), EXPR_KIND_CHECK_CONSTRAINT);
+      expr = coerce_to_boolean(ps, expr, "CHECK");
+      assign_expr_collations(ps, expr);
+      std::string cooked =
+          deparse_expression(expr, deparse_context_for(RelationGetRelationName(rel), relid), false, false);
+      relation_close(rel, AccessShareLock);
+      return cooked;
+    });
+  });
+  return out;
+}
+
 // One index of the table, as plan() compares them.
 struct IndexRow {
   Oid oid;
@@ -176,6 +255,8 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
   const int new_att = pg_call([&] { return int(get_attnum(relid, new_column.c_str())); });
   std::vector<Item> items;
   if (old_att <= 0) return items;
+  const ColumnTypes types = column_types(relid, old_att, new_att);
+  const bool retyped = new_att > 0 && (types.old_type != types.new_type || types.old_typmod != types.new_typmod);
 
   // NOT NULL
   auto nn = spi::query(
@@ -209,11 +290,11 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
           "COALESCE(co.contype, '-'), COALESCE(co.condeferrable, false), "
           "COALESCE(co.condeferred, false), i.indisreplident, "
           "c.relam::pg_catalog.text || '/' || i.indisunique || '/' || i.indnullsnotdistinct || '/' "
-          "|| i.indnkeyatts || '/' || i.indclass::pg_catalog.oid[]::pg_catalog.text || '/' || "
-          "i.indcollation::pg_catalog.oid[]::pg_catalog.text || '/' || "
-          "i.indoption::pg_catalog.int2[]::pg_catalog.text, "
+          "|| i.indnkeyatts || '/' || i.indoption::pg_catalog.int2[]::pg_catalog.text, "
           "pg_catalog.array_to_string(i.indkey::pg_catalog.int2[], ','), i.indexprs::pg_catalog.text, "
-          "i.indpred::pg_catalog.text "
+          "i.indpred::pg_catalog.text, "
+          "pg_catalog.array_to_string(i.indclass::pg_catalog.oid[], ','), "
+          "pg_catalog.array_to_string(i.indcollation::pg_catalog.oid[], ','), c.relam "
           "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
           "LEFT JOIN pg_catalog.pg_constraint co ON co.conindid = i.indexrelid "
           "AND co.conrelid = i.indrelid AND co.contype IN ('p', 'u', 'x') "
@@ -232,16 +313,25 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
     x.deferrable = *r[6] == "t";
     x.deferred = *r[7] == "t";
     x.replident = *r[8] == "t";
-    // 9: access method, uniqueness, classes, collations, options; 10: key
-    // columns; 11, 12: expressions and predicate.
+    // 9: access method, uniqueness, options; 10: key columns; 11, 12:
+    // expressions and predicate; 13, 14: operator classes and collations of
+    // the key columns. Read as on the new column, the old column's key
+    // positions take the classes and collations its twin gets (for a
+    // retype: the new type's default class where the old type's default
+    // was used).
     const std::string exprs = r[11] ? *r[11] : "", pred = r[12] ? *r[12] : "";
-    x.signature_new = fmt::format("{}|{}|{}|{}", *r[9], *r[10],
+    x.signature_new = fmt::format("{}|{}|{}|{}|{}|{}", *r[9], *r[13], *r[14], *r[10],
                                   exprs.empty() ? "" : deparse(exprs, relid, 0, 0),
                                   pred.empty() ? "" : deparse(pred, relid, 0, 0));
-    if (x.uses_old && new_att > 0)
-      x.signature_old = fmt::format("{}|{}|{}|{}", *r[9], map_key(*r[10], old_att, new_att),
+    if (x.uses_old && new_att > 0) {
+      std::string classes = *r[13], collations = *r[14];
+      if (retyped)
+        map_classes(*r[10], old_att, static_cast<Oid>(std::stoul(*r[15])), types, classes, collations);
+      x.signature_old = fmt::format("{}|{}|{}|{}|{}|{}", *r[9], classes, collations,
+                                    map_key(*r[10], old_att, new_att),
                                     exprs.empty() ? "" : deparse(exprs, relid, old_att, new_att),
                                     pred.empty() ? "" : deparse(pred, relid, old_att, new_att));
+    }
     rows.push_back(x);
   }
   for (const auto &o : rows) {
@@ -280,6 +370,13 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
       {spi::p_oid(relid), spi::p_int4(old_att), spi::p_int4(new_att)});
   const std::string from_q = spi::ident(old_column), to_q = spi::ident(new_column);
   auto cons_def = [&](const spi::Row &r, int from, int to) {
+    if (*r[2] == "c" && from > 0 && retyped) {
+      // On a retyped column the expression means what PostgreSQL makes of
+      // its text over the new column (operators chosen for the new type).
+      const auto cooked = recook_check(relid, deparse(*r[5], relid, from, to));
+      if (!cooked) return std::string();
+      return "CHECK (" + *cooked + ")" + (*r[4] == "t" ? " NO INHERIT" : "");
+    }
     if (*r[2] == "c")
       return "CHECK (" + deparse(*r[5], relid, from, to) + ")" + (*r[4] == "t" ? " NO INHERIT" : "");
     std::string def = valid_form(*r[6]);
@@ -295,8 +392,8 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
     it.definition = new_att > 0 ? cons_def(o, old_att, new_att) : std::string();
     if (new_att > 0)
       for (const auto &c : cons)
-        if (*c[8] == "t" && *c[7] != "t" && *c[2] == *o[2] && (*c[3] == "t" || !it.validated) &&
-            cons_def(c, 0, 0) == it.definition) {
+        if (!it.definition.empty() && *c[8] == "t" && *c[7] != "t" && *c[2] == *o[2] &&
+            (*c[3] == "t" || !it.validated) && cons_def(c, 0, 0) == it.definition) {
           it.twin = static_cast<Oid>(std::stoul(*c[0]));
           it.twin_name = *c[1];
           break;
@@ -526,9 +623,21 @@ void constraint_twin(const Context &base, const Item &it) {
                                         spi::ident(name), it.definition));
       });
   });
-  if (it.validated)
+  if (!it.validated) return;
+  try {
     owner_ddl(c, "validate twin",
               fmt::format("ALTER TABLE ONLY {} VALIDATE CONSTRAINT {}", c.rel, spi::ident(name)));
+  } catch (const PgError &e) {
+    // A CHECK that no longer holds on the converted values (a retype):
+    // say which original it is; it is never dropped silently.
+    if (e.sqlstate != ERRCODE_CHECK_VIOLATION) throw;
+    throw Error(e.sqlstate,
+                fmt::format("zdd: transition {}: {} does not hold on column \"{}\"", c.id,
+                            it.describe, c.new_column),
+                e.message,
+                "Fix the rows (the converted values violate it), or change or drop the "
+                "constraint yourself, then zdd.resume(id); or abort the transition.");
+  }
 }
 
 }  // namespace
@@ -543,6 +652,14 @@ void build(int64_t transition_id) {
       if (it.kind != kind || OidIsValid(it.twin)) continue;
       if (kind == 'n') not_null(c);
       if (kind == 'i') index_twin(c, it);
+      if (kind == 'c' && it.definition.empty())
+        throw Error(ERRCODE_DATATYPE_MISMATCH,
+                    fmt::format("zdd: transition {}: {} does not apply to the new type of \"{}\"",
+                                c.id, it.describe, c.new_column),
+                    "Its expression does not parse over the new column (an operator or "
+                    "function the new type lacks).",
+                    "Change the constraint so that it works for both types, then zdd.resume(id); "
+                    "or abort the transition.");
       if (kind == 'c' || kind == 'f' || kind == 'r') constraint_twin(c, it);
     }
   for (const Item &it : current(c))

@@ -19,6 +19,12 @@ CREATE FUNCTION zdd.in_step(old_value "any", new_value "any", old_name text, new
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'zdd_in_step'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- up(old_value), of new_value's type: what the backfill writes.
+CREATE FUNCTION zdd.up(old_value "any", new_value anyelement, old_name text, new_name text,
+                       up text, down text)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'zdd_up'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 -- Pauses the backfill of transition id (effective within one batch).
 CREATE FUNCTION zdd.pause(id bigint)

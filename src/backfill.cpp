@@ -3,10 +3,9 @@
 // A batch is one transaction that locks the transition's catalog row,
 // writes the rows AND advances the cursor: a crash repeats at most the
 // batch in flight. Passes, in phase 'backfilling':
-//   backfill  visit every row in key order, write the rows not in step
-//             (zdd.in_step: the conversion core the sync trigger uses) as
-//             "SET old = old", which the sync trigger turns into
-//             new := up(old) — one code path for app writes and backfill;
+//   backfill  visit every row in key order, write new := up(old) where
+//             the row is not in step (zdd.in_step / zdd.up: the conversion
+//             core the sync trigger uses);
 //   verify    the same walk again; rows still out of step (written with
 //             the trigger bypassed) are fixed and counted in verify_fixed;
 //   twins     twins::build() outside any transaction, then phase
@@ -289,14 +288,14 @@ std::optional<std::string> last_key(const Job &j, const Key &k) {
   return rows[0][0];
 }
 
-// The batch's filter: the row is in step by the conversion core (the sync
-// trigger's own rule), with the column names and conversions as
-// parameters $first..$first+3. Rows not in step are written as
-// "SET old = old", which the sync trigger turns into new := up(old).
-std::string in_step_call(const Job &j, const char *alias, int first) {
-  return fmt::format("zdd.in_step({a}.{o}, {a}.{n}, ${p0}::pg_catalog.text, ${p1}::pg_catalog.text, "
+// A call of the conversion core for the batch: fn (in_step: the filter,
+// the sync trigger's own rule; up: the value written) over the row's two
+// columns, with the column names and conversions as parameters
+// $first..$first+3.
+std::string conversion_call(const Job &j, const char *fn, const char *alias, int first) {
+  return fmt::format("zdd.{fn}({a}.{o}, {a}.{n}, ${p0}::pg_catalog.text, ${p1}::pg_catalog.text, "
                      "${p2}::pg_catalog.text, ${p3}::pg_catalog.text)",
-                     fmt::arg("a", alias), fmt::arg("o", spi::ident(j.old_column)),
+                     fmt::arg("fn", fn), fmt::arg("a", alias), fmt::arg("o", spi::ident(j.old_column)),
                      fmt::arg("n", spi::ident(j.new_column)), fmt::arg("p0", first),
                      fmt::arg("p1", first + 1), fmt::arg("p2", first + 2), fmt::arg("p3", first + 3));
 }
@@ -314,7 +313,6 @@ struct Step {
 // UPDATE see the same snapshot, so they cover the same rows.
 Step keyset_batch(const Job &j, const Key &k, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const std::string oldc = spi::ident(j.old_column);
   const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
   std::vector<std::string> upto;
   for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
@@ -323,7 +321,7 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
       "WITH zdd_b AS MATERIALIZED (SELECT {tcols} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
       "ORDER BY {asc} LIMIT $2), "
       "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
-      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {oldc} = zdd_t.{oldc} WHERE {after}{upto} "
+      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {newc} = {up} WHERE {after}{upto} "
       "AND NOT {in_step} RETURNING 1), "
       "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
       "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), (SELECT pg_catalog.count(*) FROM zdd_u), "
@@ -332,10 +330,11 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
       fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
       fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
       fmt::arg("asc", order_by(k, t, false)),
-      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("oldc", oldc), fmt::arg("upto", compare(k, t, upto, false)),
+      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("upto", compare(k, t, upto, false)),
       fmt::arg("larr", text_array(l)),
       fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))),
-      fmt::arg("in_step", in_step_call(j, "zdd_t", 4)));
+      fmt::arg("in_step", conversion_call(j, "in_step", "zdd_t", 4)),
+      fmt::arg("newc", spi::ident(j.new_column)), fmt::arg("up", conversion_call(j, "up", "zdd_t", 4)));
   auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
                                spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
                                spi::p_text(j.down)});
@@ -352,7 +351,6 @@ Step keyset_batch(const Job &j, const Key &k, int limit) {
 // One ctid-range batch for a table without primary key: pages [p, q).
 Step ctid_batch(const Job &j, int limit) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const std::string oldc = spi::ident(j.old_column);
   // Cursor: {next page, end page}. The end is the table's size when the
   // pass started: pages added later hold only row versions written through
   // the sync trigger or by this walk, all in step (see the file comment).
@@ -376,12 +374,13 @@ Step ctid_batch(const Job &j, int limit) {
   const std::string lo = fmt::format("({},0)", page), hi = fmt::format("({},0)", end);
   const std::string range = "t.ctid >= $1::pg_catalog.tid AND t.ctid < $2::pg_catalog.tid";
   auto rows = spi::query(
-      fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {oldc} = t.{oldc} WHERE {range} "
+      fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {newc} = {up} WHERE {range} "
                   "AND NOT {in_step} RETURNING 1) "
                   "SELECT (SELECT pg_catalog.count(*) FROM ONLY {rel} t WHERE {range}), "
                   "(SELECT pg_catalog.count(*) FROM u)",
-                  fmt::arg("rel", rel), fmt::arg("oldc", oldc), fmt::arg("range", range),
-                  fmt::arg("in_step", in_step_call(j, "t", 3))),
+                  fmt::arg("rel", rel), fmt::arg("newc", spi::ident(j.new_column)),
+                  fmt::arg("range", range), fmt::arg("in_step", conversion_call(j, "in_step", "t", 3)),
+                  fmt::arg("up", conversion_call(j, "up", "t", 3))),
       {spi::p_text(lo), spi::p_text(hi), spi::p_text(j.old_column), spi::p_text(j.new_column),
        spi::p_text(j.up), spi::p_text(j.down)});
   s.visited = std::stoll(*rows[0][0]);
@@ -392,9 +391,9 @@ Step ctid_batch(const Job &j, int limit) {
 
 // Refuses to walk a table that rules or inheritance children would make
 // the walk miss or redirect (begin refuses them; this catches later DDL).
-// The batch writes through the transition's own sync trigger: it must be
-// there and fire (the guard refuses dropping or disabling it; this catches
-// what got past it, e.g. with session_replication_role = replica).
+// The transition's sync trigger must be there and fire: without it the
+// apps' writes are not kept in step (the guard refuses dropping or
+// disabling it; this catches what got past it, e.g. in replica mode).
 void check_walkable(const Job &j) {
   auto rows = spi::query(
       "SELECT c.relhasrules, EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid), "
@@ -460,7 +459,7 @@ Step run_walk_step(Job &j, int limit) {
                             GUC_ACTION_SAVE, true, 0, false);
     return l;
   });
-  quiet_triggers::Scope quiet(j.relid, catalog::trigger_name(j.id));
+  quiet_triggers::Scope quiet(j.relid);
   Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
     return j.walk_key->empty() ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
   });

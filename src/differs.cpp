@@ -1,7 +1,7 @@
 // differs.cpp — SQL access to the sync trigger's notion of "in step", so
 // the backfill's and the verify pass's "rows that need writing" filter
-// agrees with the trigger: zdd.in_step(old, new, ...) through the
-// conversion core, and zdd.differs(a, b) (the equality of a rename, kept
+// agrees with the trigger: zdd.in_step(old, new, ...) and zdd.up(old, new,
+// ...) through the conversion core, and zdd.differs(a, b) (the equality of a rename, kept
 // for the SQL objects of 0.1.0).
 #include "compare.hpp"
 #include "conversion.hpp"
@@ -81,16 +81,31 @@ Datum in_step(FunctionCallInfo fcinfo) {
                                           PG_GETARG_DATUM(1), PG_ARGISNULL(1)));
 }
 
+// zdd.up(old, new, old_name, new_name, up, down): up(old), of the new
+// column's type (the value the backfill writes).
+Datum up(FunctionCallInfo fcinfo) {
+  conversion::Compiled *c = compiled_for(fcinfo);
+  conversion::begin_row(c);
+  bool isnull;
+  Datum v = conversion::up(c, PG_GETARG_DATUM(0), PG_ARGISNULL(0), &isnull);
+  if (isnull) PG_RETURN_NULL();
+  return v;
+}
+
 }  // namespace
 }  // namespace zdd
 
 extern "C" {
 PG_FUNCTION_INFO_V1(zdd_differs);
 PG_FUNCTION_INFO_V1(zdd_in_step);
+PG_FUNCTION_INFO_V1(zdd_up);
 PGDLLEXPORT Datum zdd_differs(PG_FUNCTION_ARGS) {
   return zdd::boundary([&] { return zdd::differs(fcinfo); });
 }
 PGDLLEXPORT Datum zdd_in_step(PG_FUNCTION_ARGS) {
   return zdd::boundary([&] { return zdd::in_step(fcinfo); });
+}
+PGDLLEXPORT Datum zdd_up(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::up(fcinfo); });
 }
 }

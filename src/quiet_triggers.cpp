@@ -13,14 +13,11 @@ namespace zdd::quiet_triggers {
 namespace {
 
 Oid quiet_relid = InvalidOid;
-NameData keep_trigger;  // the transition's own sync trigger stays enabled
 ExecutorStart_hook_type prev_executor_start = nullptr;
 
 // ExecutorStart hook: after the standard start (which opened the result
 // relations and copied their trigger descriptors), disables the user
-// triggers of the quieted table in this query's copies, but the
-// transition's own sync trigger (it turns the batch's "SET old = old" into
-// new := up(old)). Plain C-style code:
+// triggers of the quieted table in this query's copies. Plain C-style code:
 // it owns no C++ object, so PostgreSQL errors may pass through it.
 void executor_start(QueryDesc *qd, int eflags) {
   if (prev_executor_start)
@@ -35,8 +32,7 @@ void executor_start(QueryDesc *qd, int eflags) {
       continue;
     TriggerDesc *td = rri->ri_TrigDesc;
     for (int i = 0; i < td->numtriggers; ++i)
-      if (!td->triggers[i].tgisinternal && strcmp(td->triggers[i].tgname, NameStr(keep_trigger)) != 0)
-        td->triggers[i].tgenabled = TRIGGER_DISABLED;
+      if (!td->triggers[i].tgisinternal) td->triggers[i].tgenabled = TRIGGER_DISABLED;
   }
 }
 
@@ -48,13 +44,7 @@ void install() {
   ExecutorStart_hook = executor_start;
 }
 
-Scope::Scope(Oid relid, const std::string &keep) : saved_(quiet_relid) {
-  quiet_relid = relid;
-  namestrcpy(&keep_trigger, keep.c_str());
-}
-Scope::~Scope() {
-  quiet_relid = saved_;
-  namestrcpy(&keep_trigger, "");
-}
+Scope::Scope(Oid relid) : saved_(quiet_relid) { quiet_relid = relid; }
+Scope::~Scope() { quiet_relid = saved_; }
 
 }  // namespace zdd::quiet_triggers

@@ -1,7 +1,6 @@
 // quiet_triggers.hpp — the backfill's UPDATE fires none of the table's
-// user triggers (other transitions' sync triggers included) but the
-// transition's own sync trigger, without any setting that user code could
-// see or abuse.
+// user triggers (zdd's own sync trigger included), without any setting
+// that user code could see or abuse.
 //
 // While a Scope is alive, an ExecutorStart hook marks every non-internal
 // trigger DISABLED in the executor's private copy of the target table's
@@ -20,11 +19,10 @@ namespace zdd::quiet_triggers {
 // Installs the ExecutorStart hook (from _PG_init).
 void install();
 
-// Quiets relid's triggers but the one named keep for statements started
-// while the scope lives.
+// Quiets relid's triggers for statements started while the scope lives.
 class Scope {
  public:
-  Scope(Oid relid, const std::string &keep);
+  explicit Scope(Oid relid);
   ~Scope();
   Scope(const Scope &) = delete;
   Scope &operator=(const Scope &) = delete;

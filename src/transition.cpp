@@ -38,10 +38,12 @@ void read_throttle_args(FunctionCallInfo fcinfo, int n, Expand &x) {
 }
 
 std::optional<int64_t> same_request(const Expand &x) {
+  // new_type read through to_jsonb: the SQL objects of 0.1.0 lack it.
   auto same = catalog::query(
-      "SELECT id FROM zdd.transition WHERE tbl = $1::pg_catalog.regclass AND old_column = $2 "
+      "SELECT id FROM zdd.transition t WHERE tbl = $1::pg_catalog.regclass AND old_column = $2 "
       "AND ($3::pg_catalog.text IS NULL OR new_column = $3) AND kind = $4 "
-      "AND new_type IS NOT DISTINCT FROM $5 AND phase <> ALL (ARRAY['completed', 'aborted'])",
+      "AND (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'new_type') IS NOT DISTINCT FROM $5 "
+      "AND phase <> ALL (ARRAY['completed', 'aborted'])",
       {spi::p_oid(x.relid), spi::p_text(x.old_column),
        spi::p_text(x.kind == "retype" && x.keep_name ? std::nullopt : std::optional(x.new_column)),
        spi::p_text(x.kind),
@@ -62,7 +64,7 @@ int64_t expand(const Expand &x) {
                   fmt::format("zdd: column \"{}\" of {} is already in transition {}", c,
                               spi::qualified_relation(relid), *other),
                   {}, fmt::format("Complete or abort that transition first (or call {} with the "
-                                  "same arguments to get its id).", what));
+                                  "same columns to get its id).", what));
   table::check_walkable(relid);
   const table::Column old_attr = table::column_to_move(relid, old_col);
   table::check_twin_rights(relid, old_attr.attnum);

@@ -57,7 +57,10 @@ struct CompileContext {
 
 void compile_context(void *arg) {
   auto *c = static_cast<CompileContext *>(arg);
-  errcontext("zdd: %s conversion \"%s\"", c->label, c->text);
+  if (c->text == nullptr)
+    errcontext("zdd: %s conversion (the assignment cast)", c->label);
+  else
+    errcontext("zdd: %s conversion \"%s\"", c->label, c->text);
 }
 
 void eval_context(void *arg) {
@@ -101,7 +104,7 @@ Node *transform(const char *label, const char *text, const char *from_name, Node
 void compile_direction(Direction *d, const char *label, const char *text, const char *from_name,
                        Oid from_type, int32 from_typmod, Oid from_coll, const char *to_name,
                        Oid to_type, int32 to_typmod) {
-  CompileContext cc{label, text[0] ? text : "(cast)"};
+  CompileContext cc{label, text[0] ? text : nullptr};
   ErrorContextCallback cb{error_context_stack, compile_context, &cc};
   error_context_stack = &cb;
 
@@ -276,10 +279,13 @@ std::optional<std::string> converted_default(const Spec &s, Oid relid) {
 std::optional<std::string> converted_default_text(const Spec &s, Oid relid) {
   return pg_call([&]() -> std::optional<std::string> {
     Relation rel = relation_open(relid, AccessShareLock);
-    Node *def = build_column_default(rel, get_attnum(relid, s.old_name.c_str()));
+    const AttrNumber att = get_attnum(relid, s.old_name.c_str());
+    // An identity's "default" is its sequence: it moves with the identity.
+    const bool identity = TupleDescAttr(RelationGetDescr(rel), att - 1)->attidentity != '\0';
+    Node *def = identity ? nullptr : build_column_default(rel, att);
     relation_close(rel, AccessShareLock);
     if (def == nullptr) return std::nullopt;
-    CompileContext cc{"up", s.up.empty() ? "(cast)" : s.up.c_str()};
+    CompileContext cc{"up", s.up.empty() ? nullptr : s.up.c_str()};
     ErrorContextCallback cb{error_context_stack, compile_context, &cc};
     error_context_stack = &cb;
     Node *expr = transform("up", s.up.c_str(), s.old_name.c_str(), def, s.new_type, s.new_typmod);

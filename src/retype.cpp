@@ -99,14 +99,15 @@ void refuse_index_expressions(Oid relid, AttrNumber att, const std::string &col)
 }
 
 // True when ALTER COLUMN ... TYPE would change only the catalog: no
-// rewrite (conversion::needs_no_rewrite), no constraint on the column (it
-// would be checked again with a scan), and every index on it a plain key
+// rewrite (conversion::needs_no_rewrite), no CHECK, exclusion or foreign
+// key on the column (checked again with a scan), and every index on it
+// (primary key and unique constraints' too) a plain key
 // whose operator family and collation stay (PostgreSQL then keeps it).
 bool catalog_only(Oid relid, AttrNumber att, Oid old_type, int32 old_typmod, const NewType &nt) {
   if (!conversion::needs_no_rewrite(old_type, old_typmod, nt.type, nt.typmod)) return false;
   auto cons = spi::query(
-      "SELECT 1 FROM pg_catalog.pg_constraint WHERE (conrelid = $1 AND $2 = ANY (conkey)) "
-      "OR (confrelid = $1 AND $2 = ANY (confkey))",
+      "SELECT 1 FROM pg_catalog.pg_constraint WHERE (conrelid = $1 AND $2 = ANY (conkey) "
+      "AND contype NOT IN ('p', 'u')) OR (confrelid = $1 AND $2 = ANY (confkey))",
       {spi::p_oid(relid), spi::p_int4(att)});
   if (!cons.empty()) return false;
   auto idx = spi::query(

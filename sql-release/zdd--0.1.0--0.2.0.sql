@@ -143,6 +143,16 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'zdd_begin_retype'
 LANGUAGE C VOLATILE;
 
+-- The preflight of begin_retype: its checks (the conversion both ways, a
+-- sample of the rows converted) as blockers, what it would do, and what a
+-- rename of the column would meet; changes nothing, takes no lock that
+-- blocks writes.
+CREATE FUNCTION zdd.check_retype(tbl regclass, col name, new_type text, up text DEFAULT NULL,
+                                 down text DEFAULT NULL, new_column name DEFAULT NULL)
+RETURNS TABLE (severity text, object text, finding text, action text)
+AS 'MODULE_PATHNAME', 'zdd_check_retype'
+LANGUAGE C VOLATILE;
+
 -- The status view: each role sees its own transitions; the label, kind
 -- and conversion shown.
 CREATE OR REPLACE VIEW zdd.status WITH (security_invoker = true) AS

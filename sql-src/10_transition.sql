@@ -46,6 +46,16 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'zdd_begin_retype'
 LANGUAGE C VOLATILE;
 
+-- The preflight of begin_retype: its checks (the conversion both ways, a
+-- sample of the rows converted) as blockers, what it would do, and what a
+-- rename of the column would meet; changes nothing, takes no lock that
+-- blocks writes.
+CREATE FUNCTION zdd.check_retype(tbl regclass, col name, new_type text, up text DEFAULT NULL,
+                                 down text DEFAULT NULL, new_column name DEFAULT NULL)
+RETURNS TABLE (severity text, object text, finding text, action text)
+AS 'MODULE_PATHNAME', 'zdd_check_retype'
+LANGUAGE C VOLATILE;
+
 -- Undoes a transition in any phase before 'completed': stops its backfill,
 -- drops the sync trigger and the new column; the old column is untouched.
 CREATE FUNCTION zdd.abort(id bigint)

@@ -165,6 +165,15 @@ CREATE TABLE ts (id int PRIMARY KEY, at timestamp);
 SELECT zdd.begin_retype('ts', 'at', 'timestamptz');
 CREATE INDEX ON ts ((at + interval '1 day'));
 SELECT zdd.begin_retype('ts', 'at', 'timestamptz', up => 'at AT TIME ZONE ''UTC''', down => 'at_zdd_new AT TIME ZONE ''UTC''');
+-- 10. The preflight reports what begin_retype would do or refuse, and
+-- changes nothing.
+CREATE TABLE pf (id int PRIMARY KEY, v varchar(40), n int);
+INSERT INTO pf VALUES (1, 'short', 1), (2, 'a value longer than ten', 2);
+SELECT severity, finding FROM zdd.check_retype('pf', 'v', 'varchar(10)') WHERE severity = 'blocker';
+SELECT severity, finding, action FROM zdd.check_retype('pf', 'v', 'text');
+SELECT severity, finding, action FROM zdd.check_retype('pf', 'n', 'bigint') WHERE object LIKE 'column%';
+SELECT severity, finding FROM zdd.check_retype('pf', 'n', 'bigint', up => 'n * 2') WHERE severity <> 'note';
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'pf'::regclass AND attnum > 0;
 SELECT count(*) AS transitions_left_open FROM zdd.transition WHERE phase NOT IN ('completed', 'aborted');
 SELECT count(*) AS stray_columns FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rt' AND a.attname LIKE '%zdd%' AND NOT a.attisdropped;

@@ -8,6 +8,7 @@
 #include "attachments.hpp"
 #include "catalog.hpp"
 #include "ddl.hpp"
+#include "retype.hpp"
 #include "spi.hpp"
 #include "table.hpp"
 
@@ -106,21 +107,8 @@ void observations(Oid relid, const std::string &oldc, std::vector<Finding> &out)
                                std::max<int64_t>(1, std::stoll(*est[0][0]) * 2 / 15000))});
 }
 
-// zdd.check_rename(): a set of findings, blockers first.
-Datum check_rename(FunctionCallInfo fcinfo) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: check_rename needs a table, an old column and a new column");
-  const Oid relid = PG_GETARG_OID(0);
-  const std::string oldc = NameStr(*PG_GETARG_NAME(1)), newc = NameStr(*PG_GETARG_NAME(2));
-  std::vector<Finding> out;
-  {
-    spi::Connection spi;
-    const bool exists = pg_call([&] { return get_rel_relkind(relid) != '\0'; });
-    if (!exists)
-      throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: relation with OID {} does not exist", relid));
-    blockers(relid, oldc, newc, out);
-    observations(relid, oldc, out);
-  }
+// Returns the findings as the rows of a set-returning function.
+Datum emit(FunctionCallInfo fcinfo, const std::vector<Finding> &out) {
   pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
   ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
   for (const auto &f : out) {
@@ -134,13 +122,96 @@ Datum check_rename(FunctionCallInfo fcinfo) {
   return (Datum)0;
 }
 
+// Raises 42P01 for a relation OID that names nothing.
+void check_exists(Oid relid) {
+  const bool exists = pg_call([&] { return get_rel_relkind(relid) != '\0'; });
+  if (!exists)
+    throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: relation with OID {} does not exist", relid));
+}
+
+// zdd.check_rename(): a set of findings, blockers first.
+Datum check_rename(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: check_rename needs a table, an old column and a new column");
+  const Oid relid = PG_GETARG_OID(0);
+  const std::string oldc = NameStr(*PG_GETARG_NAME(1)), newc = NameStr(*PG_GETARG_NAME(2));
+  std::vector<Finding> out;
+  {
+    spi::Connection spi;
+    check_exists(relid);
+    blockers(relid, oldc, newc, out);
+    observations(relid, oldc, out);
+  }
+  return emit(fcinfo, out);
+}
+
+// zdd.check_retype(): begin_retype's checks (conversion both ways, the
+// sample of rows) as blockers, what it would do as a note, then the
+// findings of a rename of the column.
+Datum check_retype(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: check_retype needs a table, a column and a type");
+  retype::Request r;
+  r.relid = PG_GETARG_OID(0);
+  r.column = NameStr(*PG_GETARG_NAME(1));
+  auto text_arg = [&](int n) -> std::optional<std::string> {
+    if (PG_ARGISNULL(n)) return std::nullopt;
+    return pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n))); });
+  };
+  r.type_text = *text_arg(2);
+  r.up = text_arg(3);
+  r.down = text_arg(4);
+  if (!PG_ARGISNULL(5)) r.new_column = std::string(NameStr(*PG_GETARG_NAME(5)));
+  std::vector<Finding> out;
+  {
+    spi::Connection spi;
+    check_exists(r.relid);
+    const std::string rel = spi::qualified_relation(r.relid);
+    std::optional<retype::Prepared> p;
+    auto e = ddl::probe([&] { p = retype::prepare(r); });
+    if (e) {
+      out.push_back({"blocker", rel, e->message + (e->detail.empty() ? "" : " (" + e->detail + ")"), e->hint});
+    } else if (p->catalog_only) {
+      out.push_back({"note", fmt::format("column {}", spi::ident(r.column)),
+                     fmt::format("{} to {} changes only the catalog (no rewrite, no scan)",
+                                 p->x.old_type_name, p->x.new_type_name),
+                     "begin_retype runs ALTER COLUMN ... TYPE at once under a short lock; no transition."});
+      return emit(fcinfo, out);
+    } else {
+      out.push_back({"note", fmt::format("column {}", spi::ident(r.column)),
+                     fmt::format("{} to {} through new column {}; the conversion compiled both ways and "
+                                 "converted a sample of the rows",
+                                 p->x.old_type_name, p->x.new_type_name, spi::ident(p->x.new_column)),
+                     p->x.keep_name ? fmt::format("complete gives the new column the name {} (it moves to "
+                                                  "the end of the table's column list)",
+                                                  spi::ident(r.column))
+                                    : std::string()});
+      if (p->x.up.has_value() != p->x.down.has_value())
+        out.push_back({"warning", fmt::format("column {}", spi::ident(r.column)),
+                       fmt::format("{} is an expression, {} the assignment cast", p->x.up ? "up" : "down",
+                                   p->x.up ? "down" : "up"),
+                       "Rows one app version writes are converted by the cast, not by the inverse of "
+                       "the expression: give both directions unless the cast is that inverse."});
+      if (auto other = catalog::open_transition_using(r.relid, r.column))
+        out.push_back({"blocker", rel, fmt::format("column \"{}\" is already in transition {}", r.column, *other),
+                       "Complete or abort that transition first."});
+    }
+    observations(r.relid, r.column, out);
+  }
+  return emit(fcinfo, out);
+}
+
 }  // namespace
 
 }  // namespace zdd
 
 extern "C" {
 PG_FUNCTION_INFO_V1(zdd_check_rename);
+PG_FUNCTION_INFO_V1(zdd_check_retype);
 PGDLLEXPORT Datum zdd_check_rename(PG_FUNCTION_ARGS) {
   return zdd::boundary([&] { return zdd::check_rename(fcinfo); });
+}
+PGDLLEXPORT Datum zdd_check_retype(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::check_retype(fcinfo); });
 }
 }

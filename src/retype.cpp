@@ -13,6 +13,7 @@
 #include "guard.hpp"
 #include "spi.hpp"
 #include "table.hpp"
+#include "retype.hpp"
 #include "transition.hpp"
 
 extern "C" {
@@ -26,7 +27,7 @@ extern "C" {
 #include "utils/typcache.h"
 }
 
-namespace zdd {
+namespace zdd::retype {
 
 namespace {
 
@@ -216,50 +217,30 @@ int64_t record_done(const transition::Expand &x, const std::string &how) {
 
 }  // namespace
 
-// zdd.begin_retype(): see the file comment.
-Datum begin_retype(FunctionCallInfo fcinfo) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: begin_retype needs a table, a column and a type");
-  auto text_arg = [&](int n) -> std::optional<std::string> {
-    if (PG_ARGISNULL(n)) return std::nullopt;
-    return pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n))); });
-  };
-  transition::Expand x;
+// See retype.hpp.
+Prepared prepare(const Request &r) {
+  Prepared p;
+  transition::Expand &x = p.x;
   x.kind = "retype";
-  x.relid = PG_GETARG_OID(0);
-  x.old_column = NameStr(*PG_GETARG_NAME(1));
-  const std::string type_text = *text_arg(2);
-  x.up = text_arg(3);
-  x.down = text_arg(4);
-  if (x.up && x.up->empty()) x.up.reset();
-  if (x.down && x.down->empty()) x.down.reset();
-  x.keep_name = PG_ARGISNULL(5);
-  transition::read_throttle_args(fcinfo, 6, x);
-
-  spi::Connection spi;
-  guard::Scope own_ddl;
+  x.relid = r.relid;
+  x.old_column = r.column;
+  x.up = r.up && !r.up->empty() ? r.up : std::nullopt;
+  x.down = r.down && !r.down->empty() ? r.down : std::nullopt;
+  x.keep_name = !r.new_column;
   table::check_table(x.relid);
   const table::Column old_attr = table::column_to_move(x.relid, x.old_column);
   Oid old_type, old_coll;
   int32 old_typmod;
   pg_call([&] { get_atttypetypmodcoll(x.relid, old_attr.attnum, &old_type, &old_typmod, &old_coll); });
-  const NewType nt = resolve_type(type_text, old_coll);
+  const NewType nt = resolve_type(r.type_text, old_coll);
   x.old_type_name = pg_call([&] { return std::string(format_type_with_typemod(old_type, old_typmod)); });
   x.new_type_name = nt.name;
   x.new_type_sql = nt.sql;
-  x.new_column = x.keep_name ? chosen_name(x.relid, x.old_column) : std::string(NameStr(*PG_GETARG_NAME(5)));
+  x.new_column = x.keep_name ? chosen_name(x.relid, x.old_column) : *r.new_column;
   if (old_type == nt.type && old_typmod == nt.typmod && !x.up && !x.down)
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
                 fmt::format("zdd: column \"{}\" is already of type {}", x.old_column, nt.name),
                 {}, x.keep_name ? "" : "To rename it, use zdd.begin_rename.");
-  if (auto id = transition::same_request(x)) {
-    pg_call([&] {
-      ereport(NOTICE, (errmsg("zdd: transition %lld already retypes \"%s\" to %s; returning it",
-                              static_cast<long long>(*id), x.old_column.c_str(), nt.name.c_str())));
-    });
-    return Int64GetDatum(*id);
-  }
-
   // The conversion, both ways, before anything changes.
   conversion::Spec spec;
   spec.relation = pg_call([&] { return std::string(get_rel_name(x.relid)); });
@@ -276,41 +257,88 @@ Datum begin_retype(FunctionCallInfo fcinfo) {
   conversion::Compiled *conv = conversion::compile(spec, CurrentMemoryContext);
   try {
     refuse_index_expressions(x.relid, old_attr.attnum, x.old_column);
-    if (!x.up && !x.down && x.keep_name &&
-        catalog_only(x.relid, old_attr.attnum, old_type, old_typmod, nt)) {
-      const std::string rel = spi::qualified_relation(x.relid);
-      ddl::with_lock_retry("begin_retype", [&] {
-        pg_call([&] { LockRelationOid(x.relid, AccessExclusiveLock); });
-        table::check_table(x.relid);
-        if (auto other = catalog::open_transition_using(x.relid, x.old_column))
-          throw Error(ERRCODE_OBJECT_IN_USE,
-                      fmt::format("zdd: column \"{}\" of {} is already in transition {}", x.old_column,
-                                  rel, *other));
-        spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} TYPE {}", rel,
-                                 spi::ident(x.old_column), nt.sql));
-      });
-      const int64_t id = record_done(x, "ALTER COLUMN TYPE without rewrite");
-      pg_call([&] {
-        ereport(NOTICE, (errmsg("zdd: %s to %s needs no rewrite: done at once (transition %lld, completed)",
-                                x.old_type_name.c_str(), nt.name.c_str(), static_cast<long long>(id))));
-      });
-      conversion::release(conv);
-      return Int64GetDatum(id);
-    }
-    check_sample(x.relid, x.old_column, conv, nt);
+    p.catalog_only = !x.up && !x.down && x.keep_name &&
+                     catalog_only(x.relid, old_attr.attnum, old_type, old_typmod, nt);
+    if (!p.catalog_only) check_sample(x.relid, x.old_column, conv, nt);
   } catch (...) {
     conversion::release(conv);
     throw;
   }
   conversion::release(conv);
-  return Int64GetDatum(transition::expand(x));
+  return p;
 }
 
-}  // namespace zdd
+namespace {
+
+// zdd.begin_retype(): see the file comment.
+Datum begin_retype(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: begin_retype needs a table, a column and a type");
+  auto text_arg = [&](int n) -> std::optional<std::string> {
+    if (PG_ARGISNULL(n)) return std::nullopt;
+    return pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n))); });
+  };
+  Request r;
+  r.relid = PG_GETARG_OID(0);
+  r.column = NameStr(*PG_GETARG_NAME(1));
+  r.type_text = *text_arg(2);
+  r.up = text_arg(3);
+  r.down = text_arg(4);
+  if (!PG_ARGISNULL(5)) r.new_column = std::string(NameStr(*PG_GETARG_NAME(5)));
+
+  spi::Connection spi;
+  guard::Scope own_ddl;
+  table::check_table(r.relid);
+  {
+    // A re-run of the same request (a migration run twice) returns it.
+    transition::Expand probe;
+    probe.kind = "retype";
+    probe.relid = r.relid;
+    probe.old_column = r.column;
+    probe.keep_name = !r.new_column;
+    probe.new_column = r.new_column.value_or("");
+    Oid t;
+    int32 m;
+    pg_call([&] { parseTypeString(r.type_text.c_str(), &t, &m, false); });
+    probe.new_type_name = pg_call([&] { return std::string(format_type_with_typemod(t, m)); });
+    if (auto id = transition::same_request(probe)) {
+      pg_call([&] {
+        ereport(NOTICE, (errmsg("zdd: transition %lld already retypes \"%s\" to %s; returning it",
+                                static_cast<long long>(*id), r.column.c_str(), probe.new_type_name.c_str())));
+      });
+      return Int64GetDatum(*id);
+    }
+  }
+  Prepared p = prepare(r);
+  transition::Expand &x = p.x;
+  transition::read_throttle_args(fcinfo, 6, x);
+  if (!p.catalog_only) return Int64GetDatum(transition::expand(x));
+
+  const std::string rel = spi::qualified_relation(x.relid);
+  ddl::with_lock_retry("begin_retype", [&] {
+    pg_call([&] { LockRelationOid(x.relid, AccessExclusiveLock); });
+    table::check_table(x.relid);
+    if (auto other = catalog::open_transition_using(x.relid, x.old_column))
+      throw Error(ERRCODE_OBJECT_IN_USE,
+                  fmt::format("zdd: column \"{}\" of {} is already in transition {}", x.old_column, rel, *other));
+    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} TYPE {}", rel, spi::ident(x.old_column),
+                             *x.new_type_sql));
+  });
+  const int64_t id = record_done(x, "ALTER COLUMN TYPE without rewrite");
+  pg_call([&] {
+    ereport(NOTICE, (errmsg("zdd: %s to %s needs no rewrite: done at once (transition %lld, completed)",
+                            x.old_type_name.c_str(), x.new_type_name.c_str(), static_cast<long long>(id))));
+  });
+  return Int64GetDatum(id);
+}
+
+}  // namespace
+
+}  // namespace zdd::retype
 
 extern "C" {
 PG_FUNCTION_INFO_V1(zdd_begin_retype);
 PGDLLEXPORT Datum zdd_begin_retype(PG_FUNCTION_ARGS) {
-  return zdd::boundary([&] { return zdd::begin_retype(fcinfo); });
+  return zdd::boundary([&] { return zdd::retype::begin_retype(fcinfo); });
 }
 }

@@ -174,7 +174,8 @@ SELECT severity, finding, action FROM zdd.check_retype('pf', 'v', 'text');
 SELECT severity, finding, action FROM zdd.check_retype('pf', 'n', 'bigint') WHERE object LIKE 'column%';
 SELECT severity, finding FROM zdd.check_retype('pf', 'n', 'bigint', up => 'n * 2') WHERE severity <> 'note';
 SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'pf'::regclass AND attnum > 0;
-SELECT count(*) AS transitions_left_open FROM zdd.transition WHERE phase NOT IN ('completed', 'aborted');
+SELECT count(*) AS transitions_left_open FROM zdd.transition t JOIN pg_class c ON c.oid = t.tbl
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rt' AND t.phase NOT IN ('completed', 'aborted');
 SELECT count(*) AS stray_columns FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rt' AND a.attname LIKE '%zdd%' AND NOT a.attisdropped;
 RESET search_path;

@@ -220,10 +220,27 @@ std::string show(Oid type, Datum v, bool isnull) {
       "app version with SET zdd.side = 'old' or 'new'.");
 }
 
-// Returns tuple with column att set to (v, isnull).
+// Returns tuple with column att set to (v, isnull), formed from the
+// values the trigger's slot already holds deformed (heap_modify_tuple
+// would deform the whole tuple once more).
 HeapTuple set_column(TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v, bool isnull) {
-  int col = att;
-  return heap_modify_tuple_by_cols(tuple, RelationGetDescr(td->tg_relation), 1, &col, &v, &isnull);
+  TupleTableSlot *slot = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot;
+  TupleDesc desc = RelationGetDescr(td->tg_relation);
+  slot_getallattrs(slot);
+  const int n = desc->natts;
+  Datum *values = static_cast<Datum *>(palloc(n * sizeof(Datum)));
+  bool *nulls = static_cast<bool *>(palloc(n * sizeof(bool)));
+  memcpy(values, slot->tts_values, n * sizeof(Datum));
+  memcpy(nulls, slot->tts_isnull, n * sizeof(bool));
+  values[att - 1] = v;
+  nulls[att - 1] = isnull;
+  HeapTuple out = heap_form_tuple(desc, values, nulls);
+  out->t_data->t_ctid = tuple->t_data->t_ctid;
+  out->t_self = tuple->t_self;
+  out->t_tableOid = tuple->t_tableOid;
+  pfree(values);
+  pfree(nulls);
+  return out;
 }
 
 HeapTuple set_new_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum ov, bool onull) {
@@ -280,28 +297,48 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
   conflict(e, td, "the INSERT gives both columns", ov, onull, nv, nnull);
 }
 
-// UPDATE: decide which side wrote from the SET list, then from changed
-// values; a row nobody wrote gets new := up(old) (this is also the backfill).
+// UPDATE: decide which side wrote from the SET list (neither or both named:
+// from changed values); a row nobody wrote gets new := up(old) (this is also the backfill).
 HeapTuple on_update(const Entry *e, TriggerData *td) {
   TupleTableSlot *before = td->tg_trigslot;
   TupleTableSlot *after = td->tg_newslot;
   HeapTuple tuple = td->tg_newtuple;
-  bool onull, nnull, ponull, pnnull;
+  bool onull, nnull, ponull, pnnull, rnull;
   Datum ov = slot_getattr(after, e->old_att, &onull);
   Datum nv = slot_getattr(after, e->new_att, &nnull);
+  const Bitmapset *cols = td->tg_updatedcols;
+  const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
+  const bool new_named = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, cols);
+
+  // One side in the SET list: the path of every app write that must be
+  // synced. That side is converted once; the other direction is checked
+  // only when the written value did not change (a row the other side
+  // wrote, in step through a lossy conversion, stays as it is).
+  if (old_named && !new_named) {
+    Datum u = conversion::up(e->conv, ov, onull, &rnull);
+    if (same_new(e, u, rnull, nv, nnull)) return tuple;
+    if (!e->conv->identity) {
+      Datum pov = slot_getattr(before, e->old_att, &ponull);
+      if (same_old(e, pov, ponull, ov, onull) && in_step(e, ov, onull, nv, nnull)) return tuple;
+    }
+    return set_column(td, tuple, e->new_att, u, rnull);
+  }
+  if (new_named && !old_named) {
+    Datum d = conversion::down(e->conv, nv, nnull, &rnull);
+    if (same_old(e, d, rnull, ov, onull)) return tuple;
+    if (!e->conv->identity) {
+      Datum pnv = slot_getattr(before, e->new_att, &pnnull);
+      if (same_new(e, pnv, pnnull, nv, nnull) && in_step(e, ov, onull, nv, nnull)) return tuple;
+    }
+    return set_column(td, tuple, e->old_att, d, rnull);
+  }
 
   // In step already (the common case: the statement touched other columns,
   // or wrote both alike): nothing to decide, and the old row is not read.
   if (in_step(e, ov, onull, nv, nnull)) return tuple;
 
-  const Bitmapset *cols = td->tg_updatedcols;
-  const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
-  const bool new_named = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, cols);
   bool old_wrote, new_wrote;
-  if (old_named != new_named) {
-    old_wrote = old_named;
-    new_wrote = new_named;
-  } else {
+  {
     Datum pov = slot_getattr(before, e->old_att, &ponull);
     Datum pnv = slot_getattr(before, e->new_att, &pnnull);
     old_wrote = !same_old(e, pov, ponull, ov, onull);

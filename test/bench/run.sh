@@ -23,6 +23,166 @@ med() { cut -d' ' -f1 <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b == 0 ? 0 : a / b) }'; }
 echo "zdd bench: rounds=$ROUNDS rows=$BIG"
 
+# ---------------------------------------------------------------- 6. type changes
+# The path users pay for during a transition: statements that write the old
+# column, which the trigger must sync. Baseline: the app writing both
+# columns itself (no trigger, the manual way); the floor is that same
+# statement plus PostgreSQL's cheapest C row trigger.
+retype_section() {
+psql -X -q -d postgres <<SQL
+-- int -> bigint: one table per variant, the same rows
+CREATE TABLE rt_manual (id int PRIMARY KEY, a int NOT NULL, other int NOT NULL DEFAULT 0, a_new bigint);
+INSERT INTO rt_manual SELECT g, g, 0, g FROM generate_series(1, $BULK) g;
+CREATE TABLE rt_floor (LIKE rt_manual INCLUDING ALL);
+INSERT INTO rt_floor SELECT * FROM rt_manual;
+CREATE TRIGGER floor BEFORE UPDATE ON rt_floor FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE TABLE rt_plpgsql (LIKE rt_manual INCLUDING ALL);
+INSERT INTO rt_plpgsql SELECT * FROM rt_manual;
+-- The hand-written way: a PL/pgSQL trigger with the same rules.
+CREATE FUNCTION rt_sync() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF NEW.a IS DISTINCT FROM OLD.a AND NEW.a_new IS NOT DISTINCT FROM OLD.a_new THEN
+    NEW.a_new := NEW.a::bigint;
+  ELSIF NEW.a_new IS DISTINCT FROM OLD.a_new AND NEW.a IS NOT DISTINCT FROM OLD.a THEN
+    NEW.a := NEW.a_new::int;
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER sync BEFORE UPDATE ON rt_plpgsql FOR EACH ROW EXECUTE FUNCTION rt_sync();
+CREATE TABLE rt_rename (id int PRIMARY KEY, a int NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO rt_rename SELECT id, a, other FROM rt_manual;
+CREATE TABLE rt_zdd (LIKE rt_rename INCLUDING ALL);
+INSERT INTO rt_zdd SELECT * FROM rt_rename;
+SELECT FROM zdd.begin_rename('rt_rename', 'a', 'a_new', start_backfill => false);
+SELECT FROM zdd.begin_retype('rt_zdd', 'a', 'bigint', new_column => 'a_new', start_backfill => false);
+-- numeric dollars -> integer cents, an expression each way
+CREATE TABLE re_manual (id int PRIMARY KEY, price numeric(12,2) NOT NULL, other int NOT NULL DEFAULT 0, cents int);
+INSERT INTO re_manual SELECT g, g * 1.25, 0, g * 125 FROM generate_series(1, $BULK) g;
+CREATE TABLE re_plpgsql (LIKE re_manual INCLUDING ALL);
+INSERT INTO re_plpgsql SELECT * FROM re_manual;
+CREATE FUNCTION re_sync() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF NEW.price IS DISTINCT FROM OLD.price AND NEW.cents IS NOT DISTINCT FROM OLD.cents THEN
+    NEW.cents := round(NEW.price * 100)::int;
+  ELSIF NEW.cents IS DISTINCT FROM OLD.cents AND NEW.price IS NOT DISTINCT FROM OLD.price THEN
+    NEW.price := NEW.cents / 100.0;
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER sync BEFORE UPDATE ON re_plpgsql FOR EACH ROW EXECUTE FUNCTION re_sync();
+CREATE TABLE re_zdd (id int PRIMARY KEY, price numeric(12,2) NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO re_zdd SELECT id, price, other FROM re_manual;
+SELECT FROM zdd.begin_retype('re_zdd', 'price', 'integer', up => 'round(price * 100)::int',
+                             down => 'cents / 100.0', new_column => 'cents', start_backfill => false);
+UPDATE rt_manual SET other = other; UPDATE rt_floor SET other = other; UPDATE rt_plpgsql SET other = other;
+UPDATE rt_rename SET a = a; UPDATE rt_zdd SET a = a;
+UPDATE re_manual SET other = other; UPDATE re_plpgsql SET other = other; UPDATE re_zdd SET price = price;
+VACUUM ANALYZE;
+SQL
+declare -A RT_A RT_E
+local r v stmt
+for r in $(seq "$ROUNDS"); do
+  for v in manual floor rename zdd plpgsql; do
+    case $v in manual|floor) stmt="UPDATE rt_$v SET a = a + 1, a_new = a + 1";;
+               *) stmt="UPDATE rt_$v SET a = a + 1";; esac
+    RT_A[$v]+="$(ms "$stmt") "; q "VACUUM rt_$v"
+  done
+  for v in manual zdd plpgsql; do
+    case $v in manual) stmt="UPDATE re_$v SET price = price + 1, cents = round((price + 1) * 100)::int";;
+               *) stmt="UPDATE re_$v SET price = price + 1";; esac
+    RT_E[$v]+="$(ms "$stmt") "; q "VACUUM re_$v"
+  done
+done
+declare -gA S_RTA S_RTE
+for v in manual floor rename zdd plpgsql; do S_RTA[$v]=$(tr ' ' '\n' <<<"${RT_A[$v]}" | grep . | stats); done
+for v in manual zdd plpgsql; do S_RTE[$v]=$(tr ' ' '\n' <<<"${RT_E[$v]}" | grep . | stats); done
+ov() { awk -v x="$(med "$1")" -v a="$(med "$2")" 'BEGIN{print x-a}'; }
+OV_RT_F=$(ov "${S_RTA[floor]}" "${S_RTA[manual]}"); OV_RT_R=$(ov "${S_RTA[rename]}" "${S_RTA[manual]}")
+OV_RT_Z=$(ov "${S_RTA[zdd]}" "${S_RTA[manual]}"); OV_RT_P=$(ov "${S_RTA[plpgsql]}" "${S_RTA[manual]}")
+OV_E_Z=$(ov "${S_RTE[zdd]}" "${S_RTE[manual]}"); OV_E_P=$(ov "${S_RTE[plpgsql]}" "${S_RTE[manual]}")
+R_RT_ZR=$(ratio "$OV_RT_Z" "$OV_RT_R"); R_RT_PZ=$(ratio "$OV_RT_P" "$OV_RT_Z")
+R_RT_RF=$(ratio "$OV_RT_R" "$OV_RT_F"); R_RT_ZF=$(ratio "$OV_RT_Z" "$OV_RT_F"); R_RT_PR=$(ratio "$OV_RT_P" "$OV_RT_R")
+R_E_PZ=$(ratio "$OV_E_P" "$OV_E_Z")
+echo "retype write path done: manual ${S_RTA[manual]} floor ${S_RTA[floor]} rename ${S_RTA[rename]} zdd ${S_RTA[zdd]} plpgsql ${S_RTA[plpgsql]}"
+
+# backfill int -> bigint vs one plain UPDATE
+psql -X -q -d postgres <<SQL
+CREATE TABLE rb_zdd (id int PRIMARY KEY, a int NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO rb_zdd SELECT g, g, 0 FROM generate_series(1, $BIG) g;
+CREATE TABLE rb_plain (LIKE rb_zdd INCLUDING ALL);
+INSERT INTO rb_plain SELECT * FROM rb_zdd;
+ALTER TABLE rb_plain ADD COLUMN a_new bigint;
+VACUUM ANALYZE rb_zdd, rb_plain;
+SQL
+RB_PLAIN_S=$(awk -v m="$(ms "UPDATE rb_plain SET a_new = a")" 'BEGIN{printf "%.2f", m/1000}')
+local id
+id=$(q "SELECT zdd.begin_retype('rb_zdd', 'a', 'bigint', batch_size => 10000, pause_ms => 0)")
+q "CALL zdd.wait($id, '30 min')" >/dev/null
+read -r RB_PASS_S RB_TOTAL_S < <(q "SELECT extract(epoch FROM (SELECT at FROM zdd.history WHERE transition_id = $id AND detail = 'verify pass finished') - t.backfill_started_at)::numeric(10,2),
+  extract(epoch FROM t.backfill_finished_at - t.backfill_started_at)::numeric(10,2) FROM zdd.transition t WHERE id = $id" | tr '|' ' ')
+RB_MISMATCH=$(q "SELECT count(*) FROM rb_zdd WHERE a_zdd_new IS DISTINCT FROM a")
+R_RB=$(ratio "$RB_PASS_S" "$RB_PLAIN_S"); R_RB_TOTAL=$(ratio "$RB_TOTAL_S" "$RB_PLAIN_S")
+echo "retype backfill done: backfill+verify ${RB_PASS_S}s total ${RB_TOTAL_S}s plain ${RB_PLAIN_S}s"
+
+# complete of the primary key conversion with an incoming foreign key
+psql -X -q -d postgres <<SQL
+CREATE TABLE pk_orders (id serial PRIMARY KEY, amount int NOT NULL DEFAULT 0);
+INSERT INTO pk_orders (amount) SELECT g % 100 FROM generate_series(1, $BIG) g;
+CREATE TABLE pk_items (id bigserial PRIMARY KEY, order_id int NOT NULL REFERENCES pk_orders (id));
+INSERT INTO pk_items (order_id) SELECT g FROM generate_series(1, $BIG) g;
+VACUUM ANALYZE pk_orders, pk_items;
+SQL
+id=$(q "SELECT zdd.begin_retype('pk_orders', 'id', 'bigint', batch_size => 20000, pause_ms => 0)")
+q "CALL zdd.wait($id, '30 min')" >/dev/null
+PK_TWINS_S=$(q "SELECT extract(epoch FROM t.backfill_finished_at - (SELECT at FROM zdd.history WHERE transition_id = $id AND detail = 'verify pass finished'))::numeric(10,2) FROM zdd.transition t WHERE id = $id")
+PK_COMPLETE_MS=$(ms "SELECT zdd.complete($id)")
+PK_CHECK=$(q "SELECT format_type(a.atttypid, a.atttypmod) || ', ' || (SELECT count(*) FROM pg_constraint WHERE conrelid = 'pk_items'::regclass AND contype = 'f' AND convalidated) || ' validated FK' FROM pg_attribute a WHERE a.attrelid = 'pk_orders'::regclass AND a.attname = 'id'")
+echo "retype PK done: complete ${PK_COMPLETE_MS} ms ($PK_CHECK)"
+RETYPE_MD=$(cat <<MD
+## 6. Type changes
+
+Write path that syncs ($BULK rows; bulk \`UPDATE\` writing the old column, the trigger fills the new one; baseline: the app writing both columns itself):
+
+| variant | int → bigint: \`SET a = a + 1\` ms | overhead over (m) | numeric → cents: \`SET price = price + 1\` ms | overhead over (m) |
+|---|---|---|---|---|
+| (m) manual: the app writes both, no trigger | ${S_RTA[manual]} | 0 | ${S_RTE[manual]} | 0 |
+| (f) floor: (m) + suppress_redundant_updates_trigger | ${S_RTA[floor]} | $OV_RT_F | | |
+| (r) zdd rename trigger (identity conversion) | ${S_RTA[rename]} | $OV_RT_R | | |
+| (z) zdd retype trigger (cast; \`round(price * 100)::int\`) | ${S_RTA[zdd]} | $OV_RT_Z | ${S_RTE[zdd]} | $OV_E_Z |
+| (p) PL/pgSQL up/down trigger | ${S_RTA[plpgsql]} | $OV_RT_P | ${S_RTE[plpgsql]} | $OV_E_P |
+
+| ratio (medians) | value | target | |
+|---|---|---|---|
+| retype overhead / rename overhead | $R_RT_ZR | ≤ 1.1 | $(verdict "$R_RT_ZR" 1.1 le) |
+| rename overhead / floor overhead | $R_RT_RF | ≤ 1.5 | $(verdict "$R_RT_RF" 1.5 le) |
+| retype overhead / floor overhead | $R_RT_ZF | ≤ 1.5 | $(verdict "$R_RT_ZF" 1.5 le) |
+| PL/pgSQL overhead / rename overhead | $R_RT_PR | ≥ 2.5 | $(verdict "$R_RT_PR" 2.5 ge) |
+| PL/pgSQL overhead / retype overhead | $R_RT_PZ | ≥ 2 | $(verdict "$R_RT_PZ" 2 ge) |
+| PL/pgSQL overhead / zdd overhead, expression | $R_E_PZ | ≥ 2 | $(verdict "$R_E_PZ" 2 ge) |
+
+| backfill, int → bigint ($BIG rows) | value |
+|---|---|
+| plain \`UPDATE t SET a_new = a\` | ${RB_PLAIN_S} s |
+| zdd backfill + verification pass, unthrottled (batch 10000) | ${RB_PASS_S} s — ratio $R_RB (target ≤ 1.5: $(verdict "$R_RB" 1.5 le)) |
+| … + twins (NOT NULL, primary key index) | ${RB_TOTAL_S} s — ratio $R_RB_TOTAL |
+| rows out of step afterwards | $RB_MISMATCH |
+
+| primary key int → bigint ($BIG rows, referenced by a $BIG-row table) | value |
+|---|---|
+| twins pass (unique index concurrently, NOT NULL, incoming FK validated) | ${PK_TWINS_S} s, no write-blocking lock |
+| \`complete\` (both tables' ACCESS EXCLUSIVE, upper bound) | ${PK_COMPLETE_MS} ms (target ≤ 50 per table: $(verdict "$PK_COMPLETE_MS" 100 le) for two) |
+| afterwards | id $PK_CHECK |
+MD
+)
+}
+verdict() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
+if [ -n "${ZDD_BENCH_ONLY_RETYPE:-}" ]; then
+  q "CREATE EXTENSION zdd"
+  retype_section
+  echo "$RETYPE_MD"
+  exit 0
+fi
+
 # ---------------------------------------------------------------- 1. write path
 psql -X -q -d postgres <<SQL
 CREATE EXTENSION zdd;
@@ -214,8 +374,9 @@ if [ -n "${ZDD_BENCH_SCALE:-}" ]; then
   SCALE_LINE="$ZDD_BENCH_SCALE rows backfilled in $(q "SELECT extract(epoch FROM backfill_finished_at - backfill_started_at)::int FROM zdd.transition WHERE id = $SID") s; worker RssAnon min/max $(sort -n "$DIR/scale.txt" | head -1)/$(sort -n "$DIR/scale.txt" | tail -1) kB over $(wc -l < "$DIR/scale.txt") samples"
 fi
 
+retype_section
+
 # ---------------------------------------------------------------- results
-verdict() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
 cat > "$OUT_DIR/RESULTS.md" <<MD
 # zdd benchmark results
 
@@ -273,5 +434,7 @@ Upper bound: duration of the autocommit statement that takes the lock.
 ## 5. Scale
 
 $SCALE_LINE
+
+$RETYPE_MD
 MD
 cat "$OUT_DIR/RESULTS.md"

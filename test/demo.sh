@@ -2,6 +2,8 @@
 # make demo: the seed scenario (SPEC section 1) on a throwaway instance.
 # customer.lastname becomes surname while simulated app versions write,
 # with a rollback to the old app in the middle; at the end, no row lost.
+# Scene 2: the int primary key of a referenced table becomes bigint under
+# load; inserts after complete get ids past 2^31.
 source "$(dirname "$0")/lib.sh"
 zdd_stage
 DIR="$STAGE/demo"
@@ -110,5 +112,51 @@ echo "app transactions: $INSERTED (each inserted one row), failed: $FAILED"
 echo "rows: $COUNT = $ROWS seed + $INSERTED inserted? $([ "$COUNT" -eq $((ROWS + INSERTED)) ] && echo yes || echo NO)"
 echo "rows holding another row's value: $BAD"
 echo "checksum of surname: $(q "SELECT md5(string_agg(surname, ',' ORDER BY id)) FROM customer")"
+SCENE1_OK=0
+[ "$COUNT" -eq $((ROWS + INSERTED)) ] && [ "$BAD" = 0 ] && [ "$FAILED" = 0 ] && SCENE1_OK=1
+
+# ---------------------------------------------------------------- scene 2
+say "Scene 2 — orders.id (int, referenced by order_items) is about to overflow: int → bigint under load"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
+CREATE TABLE orders (id serial PRIMARY KEY, amount numeric(12,2) NOT NULL);
+CREATE TABLE order_items (id bigserial PRIMARY KEY, order_id int NOT NULL REFERENCES orders (id), qty int NOT NULL);
+INSERT INTO orders (amount) SELECT g % 100 FROM generate_series(1, $ROWS) g;
+INSERT INTO order_items (order_id, qty) SELECT g, 1 FROM generate_series(1, $ROWS) g;
+SELECT setval('orders_id_seq', 2147000000);  -- 483,647 ids left
+VACUUM ANALYZE orders, order_items;
+SQL
+cat > "$DIR/orders.sql" <<SQL
+\set id random(1, $ROWS)
+UPDATE orders SET amount = amount + 1 WHERE id = :id;
+INSERT INTO orders (amount) VALUES (1) RETURNING id;
+INSERT INTO order_items (order_id, qty) VALUES (:id, 1);
+SQL
+chmod 644 "$DIR/orders.sql"
+SUM0=$(q "SELECT sum(amount) FROM orders")
+(cd "$DIR" && pgbench -n -c 2 -j 1 -T 25 -f "$DIR/orders.sql" postgres > "$DIR/orders.out" 2>&1) &
+OPID=$!
+sleep 1
+psql -X -d postgres -c "SELECT * FROM zdd.check_retype('orders', 'id', 'bigint')"
+echo "SELECT zdd.begin_retype('orders', 'id', 'bigint')"
+RID=$(q "SELECT zdd.begin_retype('orders', 'id', 'bigint', pause_ms => 5)")
+sleep 2; psql -X -d postgres -c "SELECT id, \"table\", kind, conversion, phase, backfill, pass, rows_done, percent FROM zdd.status WHERE id = $RID"
+psql -X -q -d postgres -c "CALL zdd.wait($RID, '5 min')"
+psql -X -d postgres -c '\d orders'
+say "complete: the primary key, the sequence and the incoming foreign key move to bigint in one short lock"
+psql -X -d postgres -c "SELECT zdd.complete($RID)"
+wait $OPID || true
+q "SELECT setval('orders_id_seq', 2147483600)" >/dev/null
+(cd "$DIR" && pgbench -n -c 2 -j 1 -T 3 -f "$DIR/orders.sql" postgres > "$DIR/orders-after.out" 2>&1) || true
+psql -X -d postgres -c '\d orders' -c "SELECT seqtypid::regtype AS sequence_type, last_value FROM pg_sequence, orders_id_seq WHERE seqrelid = 'orders_id_seq'::regclass"
+OTX=$(cat "$DIR"/orders*.out | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | paste -sd+ | bc)
+OFAILED=$(cat "$DIR"/orders*.out | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' | paste -sd+ | bc)
+OCOUNT=$(q "SELECT count(*) FROM orders"); ICOUNT=$(q "SELECT count(*) FROM order_items")
+OSUM=$(q "SELECT sum(amount) = $SUM0 + 2 * $OTX FROM orders")
+OMAX=$(q "SELECT max(id) > 2147483647 FROM orders")
+echo "app transactions: $OTX, failed: $OFAILED; orders $OCOUNT and items $ICOUNT = $ROWS + $OTX? $([ "$OCOUNT" -eq $((ROWS + OTX)) ] && [ "$ICOUNT" -eq $((ROWS + OTX)) ] && echo yes || echo NO)"
+echo "sum of amounts as predicted: $OSUM; ids past 2^31: $OMAX"
+SCENE2_OK=0
+[ "$OFAILED" = 0 ] && [ "$OCOUNT" -eq $((ROWS + OTX)) ] && [ "$ICOUNT" -eq $((ROWS + OTX)) ] && [ "$OSUM" = t ] && [ "$OMAX" = t ] && SCENE2_OK=1
+
 check_server_log "$DIR/data/server.log"
-[ "$COUNT" -eq $((ROWS + INSERTED)) ] && [ "$BAD" = 0 ] && [ "$FAILED" = 0 ]
+[ "$SCENE1_OK" = 1 ] && [ "$SCENE2_OK" = 1 ]

@@ -101,8 +101,19 @@ AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_
 -- call: CALL zdd.wait(zdd.find('customer', 'lastname'), '10 min').
 
 -- The same by table and column, or by label (see zdd.find).
-CREATE FUNCTION zdd.complete(tbl regclass, column_name name) RETURNS void
-LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(tbl, column_name)) $$;
+-- complete gains force (the write interlock); not STRICT any more.
+DROP FUNCTION zdd.complete(bigint);
+CREATE FUNCTION zdd.complete(id bigint, force boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'zdd_complete'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION zdd.write_counts()
+RETURNS TABLE (id bigint, old_writes bigint, new_writes bigint, last_old_write timestamptz,
+               last_new_write timestamptz, counting_since timestamptz)
+AS 'MODULE_PATHNAME', 'zdd_write_counts'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION zdd.complete(tbl regclass, column_name name, force boolean DEFAULT false) RETURNS void
+LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(tbl, column_name), force) $$;
 CREATE FUNCTION zdd.complete(label text) RETURNS void
 LANGUAGE sql AS $$ SELECT zdd.complete(zdd.find(label)) $$;
 
@@ -195,8 +206,13 @@ SELECT t.id,
        t.failures,
        t.label,
        t.kind,
-       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion
+       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion,
+       wc.old_writes,
+       wc.new_writes,
+       wc.last_old_write,
+       wc.last_new_write
 FROM zdd.transition t
+LEFT JOIN zdd.write_counts() wc ON wc.id = t.id AND t.phase <> ALL (ARRAY['completed', 'aborted'])
 LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a
     WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d

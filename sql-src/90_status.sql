@@ -41,8 +41,13 @@ SELECT t.id,
        t.failures,
        t.label,
        t.kind,
-       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion
+       CASE WHEN t.kind = 'retype' THEN t.old_type || ' -> ' || t.new_type END AS conversion,
+       wc.old_writes,
+       wc.new_writes,
+       wc.last_old_write,
+       wc.last_new_write
 FROM zdd.transition t
+LEFT JOIN zdd.write_counts() wc ON wc.id = t.id AND t.phase <> ALL (ARRAY['completed', 'aborted'])
 LEFT JOIN LATERAL (
     SELECT a.pid FROM pg_catalog.pg_stat_activity a
     WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d

@@ -13,6 +13,7 @@ int batch_size = 500;
 int pause_ms = 25;
 int max_rows_per_sec = 0;
 int target_batch_ms = 0;
+int complete_quiet_s = 300;
 
 namespace {
 const struct config_enum_entry side_options[] = {
@@ -50,6 +51,12 @@ void define() {
       "Default target duration of one backfill batch; the batch size adapts to it (0: fixed).",
       nullptr, &target_batch_ms, 0, 0, 600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
       nullptr);
+  DefineCustomIntVariable(
+      "zdd.complete_quiet_period",
+      "complete refuses while the old column was written more recently than this (0: never).",
+      "An app version that still writes the old column would break when it is dropped; "
+      "zdd.complete(id, force => true) overrides.",
+      &complete_quiet_s, 300, 0, 7 * 24 * 3600, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 }
 
 }  // namespace zdd::settings

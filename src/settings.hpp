@@ -15,6 +15,7 @@ extern int batch_size;           // zdd.batch_size: default rows per batch
 extern int pause_ms;             // zdd.pause: default pause between batches
 extern int max_rows_per_sec;     // zdd.max_rows_per_sec: default rate cap, 0 = none
 extern int target_batch_ms;      // zdd.target_batch_time: 0 = fixed batch size
+extern int complete_quiet_s;     // zdd.complete_quiet_period: 0 = no interlock
 
 // Defines every zdd.* setting and reserves the prefix (from _PG_init).
 void define();

@@ -17,6 +17,7 @@
 #include "error.hpp"
 #include "settings.hpp"
 #include "statement_columns.hpp"
+#include "write_log.hpp"
 
 extern "C" {
 #include "commands/trigger.h"
@@ -49,6 +50,7 @@ struct Entry {
   int64 transition_id;
   AttrNumber old_att, new_att;
   conversion::Compiled *conv;  // in its own context under CacheMemoryContext
+  write_log::Slot *slot;       // the transition's counters in shared memory
   ConstDefault old_default, new_default;
 };
 
@@ -136,6 +138,7 @@ void build(Entry *e, TriggerData *td) {
     spec.down = tg->tgargs[4];
   }
   e->conv = conversion::compile(spec, CacheMemoryContext);
+  e->slot = write_log::slot_for(e->transition_id);
 
   // The columns' defaults, if constants: where the executor does not say
   // which columns an INSERT named (COPY), a column left at its default
@@ -164,6 +167,7 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
     if (!found) {
       e->valid = false;
       e->conv = nullptr;
+      e->slot = nullptr;
       e->old_default.has = false;
       e->new_default.has = false;
     }
@@ -255,6 +259,13 @@ HeapTuple set_old_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum n
   return set_column(td, tuple, e->old_att, v, rnull);
 }
 
+// Counts the row in the transition's write log (write_log.hpp): which
+// columns the statement wrote, for complete's interlock.
+void log_write(const Entry *e, bool old_side, bool new_side) {
+  if (old_side) write_log::note(e->slot, true, GetCurrentStatementStartTimestamp());
+  if (new_side) write_log::note(e->slot, false, GetCurrentStatementStartTimestamp());
+}
+
 // True when the value is the old (or new) column's constant default.
 bool at_old_default(const Entry *e, Datum v, bool isnull) {
   return e->old_default.has && same_old(e, v, isnull, e->old_default.value, e->old_default.isnull);
@@ -273,12 +284,19 @@ HeapTuple on_insert(const Entry *e, TriggerData *td) {
   bool onull, nnull;
   Datum ov = slot_getattr(slot, e->old_att, &onull);
   Datum nv = slot_getattr(slot, e->new_att, &nnull);
+  const Bitmapset *named = statement_columns::inserted(e->relid);
+  // The write log counts the columns the statement named (COPY: gave).
+  const bool old_named = named ? bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, named)
+                               : !onull && !at_old_default(e, ov, onull);
+  const bool new_named = named ? bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, named)
+                               : !nnull && !at_new_default(e, nv, nnull);
+  log_write(e, old_named, new_named);
   if (in_step(e, ov, onull, nv, nnull)) return tuple;
 
   bool old_given, new_given;
-  if (const Bitmapset *named = statement_columns::inserted(e->relid)) {
-    old_given = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, named);
-    new_given = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, named);
+  if (named) {
+    old_given = old_named;
+    new_given = new_named;
     // Both named, one of them NULL or at its default (an app that maps both
     // columns and set one): that one was not given (SPEC 4).
     if (old_given && new_given && (nnull || at_new_default(e, nv, nnull)))
@@ -309,6 +327,7 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
   const Bitmapset *cols = td->tg_updatedcols;
   const bool old_named = bms_is_member(e->old_att - FirstLowInvalidHeapAttributeNumber, cols);
   const bool new_named = bms_is_member(e->new_att - FirstLowInvalidHeapAttributeNumber, cols);
+  log_write(e, old_named, new_named);
 
   // One side in the SET list: the path of every app write that must be
   // synced. That side is converted once; the other direction is checked

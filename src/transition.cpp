@@ -12,6 +12,7 @@
 #include "table.hpp"
 #include "transition.hpp"
 #include "twins.hpp"
+#include "write_log.hpp"
 
 extern "C" {
 #include "storage/lmgr.h"
@@ -115,6 +116,7 @@ int64_t expand(const Expand &x) {
                            "EXECUTE FUNCTION zdd.sync_trigger({})",
                            spi::ident(catalog::trigger_name(id)), rel, args));
   catalog::insert(id, relid, old_col, new_col, x.batch, x.pause, x.rate, x.target, what);
+  (void)pg_call([&] { return write_log::slot_for(id); });  // the write log counts from here
   if (x.kind == "retype")
     catalog::execute(
         "UPDATE zdd.transition SET kind = 'retype', old_type = $2, new_type = $3, up_expr = $4, "
@@ -191,6 +193,7 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
     });
   }
   catalog::set_phase(t, "aborted", t.table_exists ? "abort" : "abort: table no longer exists");
+  pg_call([&] { write_log::forget(t.id); });
   PG_RETURN_VOID();
 }
 

@@ -3,6 +3,7 @@
 #include "quiet_triggers.hpp"
 #include "settings.hpp"
 #include "statement_columns.hpp"
+#include "write_log.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -19,6 +20,7 @@ void _PG_init(void) {
     zdd::backfill::init();
     zdd::quiet_triggers::install();
     zdd::statement_columns::install();
+    zdd::write_log::request();
     MarkGUCPrefixReserved("zdd");
   });
 }

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 zdd_stage
 DIR="$STAGE/demo"
 as_pg mkdir -p "$DIR"
-start_instance "$DIR/data" 55420
+start_instance "$DIR/data" 55420 "zdd.complete_quiet_period = 8"  # seconds (default 5 min), for a short demo
 trap 'stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
 
 ROWS=${DEMO_ROWS:-300000}
@@ -87,7 +87,7 @@ sleep 2; status
 wait_apps
 
 say "Step 4 — app 2.2.4: writes only surname, the trigger fills lastname for any old app"
-app 2.2.4 30
+app 2.2.4 45
 app 2.2.2 3
 echo "CALL zdd.wait($ID)  -- a deploy script gates on the backfill"
 psql -X -q -d postgres -c "CALL zdd.wait($ID, '5 min')"
@@ -96,7 +96,12 @@ q "SELECT count(*) || ' rows out of step' FROM customer WHERE surname IS DISTINC
 psql -X -d postgres -c '\d customer'
 
 say "Step 5 — db 2.0.3: SELECT zdd.complete($ID) while app 2.2.4 keeps writing"
-psql -X -d postgres -c "SELECT zdd.complete($ID)"
+echo "complete refuses while an app still wrote lastname within zdd.complete_quiet_period (8 s here):"
+psql -X -d postgres -c "SELECT id, old_writes, new_writes, last_old_write::time(0), last_new_write::time(0) FROM zdd.status WHERE id = $ID"
+psql -X -d postgres -c "SELECT zdd.complete($ID)" 2>&1 || true
+until psql -X -q -d postgres -c "SELECT zdd.complete($ID)" >/dev/null 2>&1; do sleep 1; done
+echo "... and completes once the old app has been quiet for 8 s:"
+psql -X -d postgres -c "SELECT id, phase FROM zdd.status WHERE id = $ID"
 # app 2.2.4 runs on after complete until its 30 s are over (its pgbench
 # summary counts every row it inserted)
 wait_apps

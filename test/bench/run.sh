@@ -13,7 +13,7 @@ zdd_stage
 DIR="$STAGE/bench"
 as_pg mkdir -p "$DIR"
 start_instance "$DIR/data" 55440 "shared_buffers = 1GB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
-  "synchronous_commit = off" "autovacuum = off"
+  "synchronous_commit = off" "autovacuum = off" "zdd.complete_quiet_period = 0"
 trap 'stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
 q() { psql -X -A -t -q -d postgres -c "$1"; }
 ms() { psql -X -A -t -q -d postgres -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }

@@ -8,7 +8,7 @@
 source "$ZDD_ROOT/test/lib.sh"
 DIR="$STAGE/lifecycle"
 as_pg mkdir -p "$DIR"
-start_instance "$DIR/data" 55430
+start_instance "$DIR/data" 55430 "zdd.complete_quiet_period = 0"
 trap 'stop_instance "$DIR/data" || true' EXIT
 q() { psql -X -A -t -d postgres -c "$1"; }
 

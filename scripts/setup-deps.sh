@@ -5,10 +5,14 @@
 set -euo pipefail
 
 PKGS=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
-      libfmt-dev libipc-run-perl g++ make gnuplot-nox procps bc perl)
+      libfmt-dev libipc-run-perl g++ make gnuplot-nox procps bc perl
+      nodejs npm sqitch libdbd-pg-perl)
 
 missing=()
 for p in "${PKGS[@]}"; do
+  # node and npm may come from elsewhere (nodesource's nodejs bundles npm
+  # and conflicts with Debian's): a working command is enough.
+  case $p in nodejs) command -v node >/dev/null && continue;; npm) command -v npm >/dev/null && continue;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

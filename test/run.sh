@@ -18,15 +18,18 @@ tally() {  # tally SUITE LOG: counts "ok"/"FAILED" lines of pg_regress output
 }
 
 cd "$STAGE/src"
-# Subsets for development: REGRESS_ONLY / ISOLATION_ONLY / TAP_ONLY / SOAK_ONLY
+# Subsets for development: REGRESS_ONLY / ISOLATION_ONLY / TAP_ONLY / SOAK_ONLY / TOOLS_ONLY
 # hold space-separated names (TAP and soak: file names), or "none".
 REGRESS=$(cd sql 2>/dev/null && { ls *.sql 2>/dev/null || true; } | sed 's/\.sql$//' | sort | tr '\n' ' ' || true)
 ISOLATION=$(cd test/specs 2>/dev/null && { ls *.spec 2>/dev/null || true; } | sed 's/\.spec$//' | sort | tr '\n' ' ' || true)
 TAP=$(cd test/t 2>/dev/null && { ls *.pl 2>/dev/null || true; } | sort | tr '\n' ' ' || true)
 SOAK=$(cd test/soak 2>/dev/null && { ls *.sh 2>/dev/null || true; } | sort | tr '\n' ' ' || true)
+# The migration tool recipes (npm, sqitch) run in the release lane only:
+# they exercise the SQL surface, not the server's memory.
+TOOLS=recipes.sh; [ "$ZDD_LANE" != debug ] || TOOLS=none
 REGRESS=${REGRESS_ONLY:-$REGRESS}; ISOLATION=${ISOLATION_ONLY:-$ISOLATION}
-TAP=${TAP_ONLY:-$TAP}; SOAK=${SOAK_ONLY:-$SOAK}
-for v in REGRESS ISOLATION TAP SOAK; do [ "${!v}" != none ] || printf -v "$v" ''; done
+TAP=${TAP_ONLY:-$TAP}; SOAK=${SOAK_ONLY:-$SOAK}; TOOLS=${TOOLS_ONLY:-$TOOLS}
+for v in REGRESS ISOLATION TAP SOAK TOOLS; do [ "${!v}" != none ] || printf -v "$v" ''; done
 
 if [ -n "$REGRESS" ]; then
 echo "== pg_regress: $REGRESS"
@@ -73,6 +76,12 @@ fi
 for s in $SOAK; do
   s=test/soak/$s
   echo "== soak: $s"
+  if bash "$ZDD_ROOT/$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$s"); fi
+done
+
+for s in $TOOLS; do
+  s=test/tools/$s
+  echo "== migration tools: $s"
   if bash "$ZDD_ROOT/$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$s"); fi
 done
 

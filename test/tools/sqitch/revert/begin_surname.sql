@@ -1,0 +1,1 @@
+SELECT zdd.abort('customer-surname-sqitch');

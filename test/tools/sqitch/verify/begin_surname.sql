@@ -1,0 +1,1 @@
+SELECT 1 / (phase = 'backfilled')::int FROM zdd.transition WHERE id = zdd.find('customer-surname-sqitch');

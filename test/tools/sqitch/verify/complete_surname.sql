@@ -1,0 +1,1 @@
+SELECT surname FROM customer_sqitch WHERE false;

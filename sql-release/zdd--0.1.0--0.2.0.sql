@@ -126,6 +126,8 @@ ALTER TABLE zdd.transition
   ADD COLUMN keep_name boolean NOT NULL DEFAULT false,
   DROP CONSTRAINT transition_kind_check,
   ADD CONSTRAINT transition_kind_check CHECK (kind IN ('rename', 'retype'));
+-- The twins pass's progress: twins that exist of those needed.
+ALTER TABLE zdd.transition ADD COLUMN twins_done integer, ADD COLUMN twins_total integer;
 CREATE FUNCTION zdd.in_step(old_value "any", new_value "any", old_name text, new_name text,
                             up text, down text)
 RETURNS boolean
@@ -178,17 +180,24 @@ SELECT t.id,
        t.pass,
        t.rows_done,
        t.rows_total,
+       -- progress of the current pass: backfill, then verify (rows_total is
+       -- the rows the backfill pass found), then twins (steps done of total)
        CASE WHEN t.backfill_state = 'done' THEN 100.0
-            WHEN t.pass <> 'backfill' THEN 100.0
+            WHEN t.pass = 'twins' AND t.twins_total > 0
+            THEN pg_catalog.round(LEAST(99.9, 100.0 * t.twins_done / t.twins_total), 1)
+            WHEN t.pass = 'twins' THEN NULL
             WHEN t.rows_total > 0
-            THEN pg_catalog.round(LEAST(99.9, 100.0 * t.rows_done / t.rows_total), 1)
+            THEN pg_catalog.round(LEAST(99.9, 100.0 * CASE t.pass WHEN 'verify' THEN t.rows_verified
+                                                                   ELSE t.rows_done END / t.rows_total), 1)
        END AS percent,
        -- rate and ETA only while batches run (never stale while paused or done)
        CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running'
             THEN pg_catalog.round(t.rate::numeric, 1) END AS rows_per_sec,
        CASE WHEN t.phase = 'backfilling' AND t.backfill_state = 'running'
-             AND t.pass = 'backfill' AND t.rate > 0 AND t.rows_total IS NOT NULL
-            THEN pg_catalog.date_trunc('second', pg_catalog.make_interval(secs => GREATEST(t.rows_total - t.rows_done, 0) / t.rate))
+             AND t.pass IN ('backfill', 'verify') AND t.rate > 0 AND t.rows_total IS NOT NULL
+            THEN pg_catalog.date_trunc('second', pg_catalog.make_interval(secs =>
+                   (GREATEST(t.rows_total - CASE t.pass WHEN 'verify' THEN t.rows_verified ELSE t.rows_done END, 0)
+                    + CASE t.pass WHEN 'backfill' THEN t.rows_total ELSE 0 END) / t.rate))
        END AS eta,
        COALESCE(t.batch_size_now, t.batch_size) AS batch_size,
        t.pause_ms,
@@ -210,7 +219,8 @@ SELECT t.id,
        wc.old_writes,
        wc.new_writes,
        wc.last_old_write,
-       wc.last_new_write
+       wc.last_new_write,
+       CASE WHEN t.twins_total IS NOT NULL THEN t.twins_done || '/' || t.twins_total END AS twins
 FROM zdd.transition t
 LEFT JOIN zdd.write_counts() wc ON wc.id = t.id AND t.phase <> ALL (ARRAY['completed', 'aborted'])
 LEFT JOIN LATERAL (

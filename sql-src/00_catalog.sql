@@ -124,3 +124,6 @@ ALTER TABLE zdd.transition
   ADD COLUMN keep_name boolean NOT NULL DEFAULT false,
   DROP CONSTRAINT transition_kind_check,
   ADD CONSTRAINT transition_kind_check CHECK (kind IN ('rename', 'retype'));
+
+-- The twins pass's progress: twins that exist of those needed.
+ALTER TABLE zdd.transition ADD COLUMN twins_done integer, ADD COLUMN twins_total integer;

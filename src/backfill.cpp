@@ -38,7 +38,9 @@
 // (walk_end) and never walks past it; a ctid pass the table's size. Rows
 // inserted later went through the sync trigger, so every pass finishes
 // however fast the table grows. The walk's strategy is fixed when a pass
-// starts (walk_key: the key's columns, types and operators; '' = ctid) and
+// starts (walk_key: the key's columns, types and operators; "ctid <file>"
+// for a ctid walk, restarted from the top of the new file when the table
+// is rewritten meanwhile) and
 // checked at every batch: a primary key dropped or changed mid-walk fails
 // the transition with its own error and restarts the pass from the top at
 // zdd.resume(id), never a worker crash.
@@ -97,7 +99,7 @@ struct Job {
   Oid relid = InvalidOid;
   std::string phase, state, pass, old_column, new_column;
   std::optional<std::string> cursor;    // text[] literal
-  std::optional<std::string> walk_key;  // the pass's key signature ('' = ctid)
+  std::optional<std::string> walk_key;  // the pass's key signature ("ctid <file>", '' = ctid)
   std::optional<std::string> walk_end;  // text[] literal: the pass's last key
   std::optional<std::string> up, down;  // a retype's conversions (NULL: cast / identity)
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
@@ -389,6 +391,15 @@ Step ctid_batch(const Job &j, int limit) {
   return s;
 }
 
+// A ctid walk's key: "ctid <relfilenode>" ('' in catalogs of older
+// versions: a ctid walk whose file was not recorded).
+std::string ctid_signature(Oid relid) {
+  auto r = spi::query("SELECT pg_catalog.pg_relation_filenode($1)", {spi::p_oid(relid)});
+  return "ctid " + r[0][0].value_or("?");
+}
+
+bool is_ctid_walk(const std::string &walk_key) { return walk_key.empty() || walk_key.rfind("ctid", 0) == 0; }
+
 // Refuses to walk a table that rules or inheritance children would make
 // the walk miss or redirect (begin refuses them; this catches later DDL).
 // The transition's sync trigger must be there and fire: without it the
@@ -423,7 +434,21 @@ void check_walkable(const Job &j) {
 // user triggers quiet and a short lock_timeout.
 Step run_walk_step(Job &j, int limit) {
   check_walkable(j);
-  const Key k = primary_key(j.relid);
+  Key k = primary_key(j.relid);
+  // A ctid walk is tied to the table's physical file: its key names it.
+  if (k.cols.empty()) k.signature = ctid_signature(j.relid);
+  if (j.walk_key && is_ctid_walk(*j.walk_key) && *j.walk_key != k.signature) {
+    // Rewritten since the pass started (VACUUM FULL, CLUSTER, a rewriting
+    // ALTER TABLE, pg_repack): every row has a new place, pages already
+    // walked may now hold rows never visited. Restart the pass from the top
+    // of the new file; nothing fails, no row is skipped.
+    catalog::execute("UPDATE zdd.transition SET walk_key = $2, cursor = NULL WHERE id = $1",
+                     {spi::p_int8(j.id), spi::p_text(k.signature)});
+    catalog::add_history(j.id, "backfill", j.state, j.state,
+                         fmt::format("table rewritten during the {} pass: pass restarted", j.pass));
+    j.walk_key = k.signature;
+    j.cursor.reset();
+  }
   if (!j.walk_key) {
     std::optional<std::string> end;
     if (!k.cols.empty()) {
@@ -442,12 +467,12 @@ Step run_walk_step(Job &j, int limit) {
          spi::p_text(k.cols.empty() ? std::optional<std::string>() : "{" + join(names, ",") + "}")});
     j.walk_key = k.signature;
     j.walk_end = end;
-  } else if (!j.walk_key->empty() && *j.walk_key != k.signature) {
+  } else if (!is_ctid_walk(*j.walk_key) && *j.walk_key != k.signature) {
     throw Permanent(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     fmt::format("zdd: the primary key of {} changed during the {} pass",
                                 spi::qualified_relation(j.relid), j.pass),
                     fmt::format("The walk started on ({}), the table now has ({}).", *j.walk_key,
-                                k.signature.empty() ? "no primary key" : k.signature),
+                                k.cols.empty() ? "no primary key" : k.signature),
                     "zdd.resume(id) starts this pass again from the top with the table's "
                     "current key; or zdd.abort(id).",
                     true);
@@ -461,7 +486,7 @@ Step run_walk_step(Job &j, int limit) {
   });
   quiet_triggers::Scope quiet(j.relid);
   Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
-    return j.walk_key->empty() ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
+    return is_ctid_walk(*j.walk_key) ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
   });
   pg_call([&] { AtEOXact_GUC(true, level); });
   return s;
@@ -701,17 +726,37 @@ long run_next_batch(Oid role) {
   }
 }
 
-// See backfill.hpp; also estimates rows_total from pg_class.
+// The table's row count as the status shows it: pg_class.reltuples, or
+// for a table never vacuumed nor analyzed (reltuples -1) the planner's
+// estimate from its current size and column widths (EXPLAIN: no scan, so
+// it is cheap under begin's lock).
+std::optional<std::string> estimate_rows(Oid relid) {
+  auto r = spi::query("SELECT c.reltuples >= 0, c.reltuples::pg_catalog.int8 FROM pg_catalog.pg_class c "
+                      "WHERE c.oid = $1",
+                      {spi::p_oid(relid)});
+  if (r.empty()) return std::nullopt;
+  if (*r[0][0] == "t") return r[0][1];
+  auto plan = spi::query(fmt::format("EXPLAIN (FORMAT JSON) SELECT FROM ONLY {}", spi::qualified_relation(relid)));
+  if (plan.empty() || !plan[0][0]) return std::nullopt;
+  const std::string &json = *plan[0][0];
+  const std::string tag = "\"Plan Rows\": ";
+  const size_t at = json.find(tag);
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = at + tag.size();
+  while (end < json.size() && isdigit(static_cast<unsigned char>(json[end]))) ++end;
+  return json.substr(at + tag.size(), end - at - tag.size());
+}
+
+// See backfill.hpp; also estimates rows_total (estimate_rows).
 void mark_running(const catalog::Transition &t) {
   if (t.phase == "expanded") catalog::set_phase(t, "backfilling", "backfill started");
   catalog::execute(
       "UPDATE zdd.transition t SET backfill_state = 'running', failures = 0, last_error = NULL, "
       "updated_at = pg_catalog.now(), "
       "backfill_started_at = COALESCE(t.backfill_started_at, pg_catalog.now()), "
-      "rows_total = COALESCE(t.rows_total, (SELECT CASE WHEN c.reltuples >= 0 "
-      "  THEN c.reltuples::bigint END FROM pg_catalog.pg_class c WHERE c.oid = t.tbl)) "
+      "rows_total = COALESCE(t.rows_total, $2::pg_catalog.int8) "
       "WHERE t.id = $1",
-      {spi::p_int8(t.id)});
+      {spi::p_int8(t.id), spi::p_text(estimate_rows(t.relid))});
   catalog::add_history(t.id, "backfill", t.backfill_state, "running", {});
 }
 

@@ -643,8 +643,27 @@ void constraint_twin(const Context &base, const Item &it) {
 }  // namespace
 
 // See twins.hpp.
+namespace {
+
+// Records how many twins exist of how many are needed (zdd.status shows
+// the twins pass as steps done of steps total), in a transaction of its own.
+void record_progress(const Context &c) {
+  in_own_transaction([&] {
+    int done = 0, total = 0;
+    for (const Item &it : plan(c.relid, c.old_column, c.new_column)) {
+      ++total;
+      if (OidIsValid(it.twin)) ++done;
+    }
+    catalog::execute("UPDATE zdd.transition SET twins_done = $2, twins_total = $3 WHERE id = $1",
+                     {spi::p_int8(c.id), spi::p_int4(done), spi::p_int4(total)});
+  });
+}
+
+}  // namespace
+
 void build(int64_t transition_id) {
   const Context c = load(transition_id);
+  record_progress(c);
   // Indexes before constraints: a self-referencing foreign key needs the
   // new column's unique twin.
   for (char kind : {'n', 'i', 'c', 'f', 'r'})
@@ -661,6 +680,7 @@ void build(int64_t transition_id) {
                     "Change the constraint so that it works for both types, then zdd.resume(id); "
                     "or abort the transition.");
       if (kind == 'c' || kind == 'f' || kind == 'r') constraint_twin(c, it);
+      record_progress(c);
     }
   for (const Item &it : current(c))
     if (!OidIsValid(it.twin))

@@ -45,13 +45,56 @@ void refuse_dependents(const catalog::Transition &t, int old_att) {
                                 t.new_column));
 }
 
+// Text of a timestamp for messages.
+std::string show_time(TimestampTz t) {
+  return pg_call([&] { return std::string(timestamptz_to_str(t)); });
+}
+
+// The interlock: refuses (55000) while the old column was written within
+// zdd.complete_quiet_period — an app version that still writes it would
+// fail once it is dropped — or while zdd cannot know (its write log
+// started counting less than that ago, e.g. after a restart). A retype
+// that keeps the column's name has no old side to wait for.
+void refuse_recent_old_writes(const catalog::Transition &t) {
+  if (t.keep_name || settings::complete_quiet_s <= 0) return;
+  const write_log::Counts c = pg_call([&] { return write_log::read(t.id); });
+  const TimestampTz now = pg_call([] { return GetCurrentTimestamp(); });
+  const TimestampTz quiet = TimestampTz(settings::complete_quiet_s) * USECS_PER_SEC;
+  const std::string hint = fmt::format(
+      "Complete once no app version writes \"{}\" any more (zdd.status shows the last write of "
+      "each side), lower zdd.complete_quiet_period, or call zdd.complete({}, force => true).",
+      t.old_column, t.id);
+  if (!c.known)
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                fmt::format("zdd: cannot complete transition {}: zdd's write log is full", t.id), {}, hint);
+  if (c.old_last > 0 && now - c.old_last < quiet)
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                fmt::format("zdd: cannot complete transition {}: column \"{}\" was written {} s ago",
+                            t.id, t.old_column, (now - c.old_last) / USECS_PER_SEC),
+                fmt::format("Last write of the old column at {} ({} rows through it, {} through \"{}\" "
+                            "since {}); zdd.complete_quiet_period is {} s.",
+                            show_time(c.old_last), c.old_writes, c.new_writes, t.new_column,
+                            show_time(c.since), settings::complete_quiet_s),
+                hint);
+  if (now - c.since < quiet)
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                fmt::format("zdd: cannot complete transition {}: writes of column \"{}\" are known "
+                            "only since {}, less than zdd.complete_quiet_period ({} s) ago",
+                            t.id, t.old_column, show_time(c.since), settings::complete_quiet_s),
+                "zdd counts writes in shared memory from the transition's start or the server's.",
+                hint);
+}
+
 // The contract, under the table's ACCESS EXCLUSIVE lock (taken with the
 // lock retry policy, like every other lock the steps below take: dropping
 // the old column's foreign keys locks the referenced tables too). Nothing
 // decided earlier is trusted: dependents and twins are read again here.
-void contract(const catalog::Transition &t) {
+void contract(const catalog::Transition &t, bool force) {
   const std::string rel = spi::qualified_relation(t.relid);
   pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
+  // Again under the lock: a write may have come between the first check
+  // and the lock; none can come after it.
+  if (!force) refuse_recent_old_writes(t);
   // Inheritance children attached since begin: their rows were never
   // backfilled, and dropping the old column would drop their only copy.
   if (!spi::query("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1", {spi::p_oid(t.relid)}).empty())
@@ -133,46 +176,6 @@ void contract(const catalog::Transition &t) {
                              spi::ident(t.old_column)));
 }
 
-// Text of a timestamp for messages.
-std::string show_time(TimestampTz t) {
-  return pg_call([&] { return std::string(timestamptz_to_str(t)); });
-}
-
-// The interlock: refuses (55000) while the old column was written within
-// zdd.complete_quiet_period — an app version that still writes it would
-// fail once it is dropped — or while zdd cannot know (its write log
-// started counting less than that ago, e.g. after a restart). A retype
-// that keeps the column's name has no old side to wait for.
-void refuse_recent_old_writes(const catalog::Transition &t) {
-  if (t.keep_name || settings::complete_quiet_s <= 0) return;
-  const write_log::Counts c = pg_call([&] { return write_log::read(t.id); });
-  const TimestampTz now = pg_call([] { return GetCurrentTimestamp(); });
-  const TimestampTz quiet = TimestampTz(settings::complete_quiet_s) * USECS_PER_SEC;
-  const std::string hint = fmt::format(
-      "Complete once no app version writes \"{}\" any more (zdd.status shows the last write of "
-      "each side), lower zdd.complete_quiet_period, or call zdd.complete({}, force => true).",
-      t.old_column, t.id);
-  if (!c.known)
-    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                fmt::format("zdd: cannot complete transition {}: zdd's write log is full", t.id), {}, hint);
-  if (c.old_last > 0 && now - c.old_last < quiet)
-    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                fmt::format("zdd: cannot complete transition {}: column \"{}\" was written {} s ago",
-                            t.id, t.old_column, (now - c.old_last) / USECS_PER_SEC),
-                fmt::format("Last write of the old column at {} ({} rows through it, {} through \"{}\" "
-                            "since {}); zdd.complete_quiet_period is {} s.",
-                            show_time(c.old_last), c.old_writes, c.new_writes, t.new_column,
-                            show_time(c.since), settings::complete_quiet_s),
-                hint);
-  if (now - c.since < quiet)
-    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                fmt::format("zdd: cannot complete transition {}: writes of column \"{}\" are known "
-                            "only since {}, less than zdd.complete_quiet_period ({} s) ago",
-                            t.id, t.old_column, show_time(c.since), settings::complete_quiet_s),
-                "zdd counts writes in shared memory from the transition's start or the server's.",
-                hint);
-}
-
 // zdd.complete(): see the file comment.
 Datum complete(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: complete needs a transition id");
@@ -195,7 +198,7 @@ Datum complete(FunctionCallInfo fcinfo) {
   // queues a lock.
   refuse_dependents(t, pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); }));
   if (!force) refuse_recent_old_writes(t);
-  ddl::with_lock_retry("complete", [&] { contract(t); });
+  ddl::with_lock_retry("complete", [&] { contract(t, force); });
   backfill::request_stop(t);
   catalog::set_phase(t, "completed", force ? "complete (force)" : "complete");
   pg_call([&] { write_log::forget(t.id); });

@@ -51,6 +51,9 @@ struct Entry {
   AttrNumber old_att, new_att;
   conversion::Compiled *conv;  // in its own context under CacheMemoryContext
   write_log::Slot *slot;       // the transition's counters in shared memory
+  int natts;                   // the row's width, and buffers of that width
+  Datum *values;               // for forming a changed row (CacheMemoryContext)
+  bool *nulls;
   ConstDefault old_default, new_default;
 };
 
@@ -139,6 +142,13 @@ void build(Entry *e, TriggerData *td) {
   }
   e->conv = conversion::compile(spec, CacheMemoryContext);
   e->slot = write_log::slot_for(e->transition_id);
+  if (e->natts != desc->natts) {
+    if (e->values) pfree(e->values);
+    if (e->nulls) pfree(e->nulls);
+    e->values = static_cast<Datum *>(MemoryContextAlloc(CacheMemoryContext, desc->natts * sizeof(Datum)));
+    e->nulls = static_cast<bool *>(MemoryContextAlloc(CacheMemoryContext, desc->natts * sizeof(bool)));
+    e->natts = desc->natts;
+  }
 
   // The columns' defaults, if constants: where the executor does not say
   // which columns an INSERT named (COPY), a column left at its default
@@ -168,6 +178,9 @@ Entry *entry_for(FunctionCallInfo fcinfo, TriggerData *td) {
       e->valid = false;
       e->conv = nullptr;
       e->slot = nullptr;
+      e->natts = 0;
+      e->values = nullptr;
+      e->nulls = nullptr;
       e->old_default.has = false;
       e->new_default.has = false;
     }
@@ -226,37 +239,34 @@ std::string show(Oid type, Datum v, bool isnull) {
 
 // Returns tuple with column att set to (v, isnull), formed from the
 // values the trigger's slot already holds deformed (heap_modify_tuple
-// would deform the whole tuple once more).
-HeapTuple set_column(TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v, bool isnull) {
+// would deform the whole tuple once more), in the entry's buffers.
+HeapTuple set_column(const Entry *e, TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v,
+                     bool isnull) {
   TupleTableSlot *slot = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot;
   TupleDesc desc = RelationGetDescr(td->tg_relation);
   slot_getallattrs(slot);
   const int n = desc->natts;
-  Datum *values = static_cast<Datum *>(palloc(n * sizeof(Datum)));
-  bool *nulls = static_cast<bool *>(palloc(n * sizeof(bool)));
-  memcpy(values, slot->tts_values, n * sizeof(Datum));
-  memcpy(nulls, slot->tts_isnull, n * sizeof(bool));
-  values[att - 1] = v;
-  nulls[att - 1] = isnull;
-  HeapTuple out = heap_form_tuple(desc, values, nulls);
+  memcpy(e->values, slot->tts_values, n * sizeof(Datum));
+  memcpy(e->nulls, slot->tts_isnull, n * sizeof(bool));
+  e->values[att - 1] = v;
+  e->nulls[att - 1] = isnull;
+  HeapTuple out = heap_form_tuple(desc, e->values, e->nulls);
   out->t_data->t_ctid = tuple->t_data->t_ctid;
   out->t_self = tuple->t_self;
   out->t_tableOid = tuple->t_tableOid;
-  pfree(values);
-  pfree(nulls);
   return out;
 }
 
 HeapTuple set_new_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum ov, bool onull) {
   bool rnull;
   Datum v = conversion::up(e->conv, ov, onull, &rnull);
-  return set_column(td, tuple, e->new_att, v, rnull);
+  return set_column(e, td, tuple, e->new_att, v, rnull);
 }
 
 HeapTuple set_old_from(const Entry *e, TriggerData *td, HeapTuple tuple, Datum nv, bool nnull) {
   bool rnull;
   Datum v = conversion::down(e->conv, nv, nnull, &rnull);
-  return set_column(td, tuple, e->old_att, v, rnull);
+  return set_column(e, td, tuple, e->old_att, v, rnull);
 }
 
 // Counts the row in the transition's write log (write_log.hpp): which
@@ -340,7 +350,7 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
       Datum pov = slot_getattr(before, e->old_att, &ponull);
       if (same_old(e, pov, ponull, ov, onull) && in_step(e, ov, onull, nv, nnull)) return tuple;
     }
-    return set_column(td, tuple, e->new_att, u, rnull);
+    return set_column(e, td, tuple, e->new_att, u, rnull);
   }
   if (new_named && !old_named) {
     Datum d = conversion::down(e->conv, nv, nnull, &rnull);
@@ -349,7 +359,7 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
       Datum pnv = slot_getattr(before, e->new_att, &pnnull);
       if (same_new(e, pnv, pnnull, nv, nnull) && in_step(e, ov, onull, nv, nnull)) return tuple;
     }
-    return set_column(td, tuple, e->old_att, d, rnull);
+    return set_column(e, td, tuple, e->old_att, d, rnull);
   }
 
   // In step already (the common case: the statement touched other columns,

@@ -21,6 +21,8 @@ SELECT kind, conversion, new_column FROM zdd.status WHERE id = :pk;
 INSERT INTO orders (note) VALUES ('old app') RETURNING id, id_zdd_new;
 CALL zdd.wait(:pk, '60 s');
 SELECT count(*) AS out_of_step FROM orders WHERE id_zdd_new IS DISTINCT FROM id;
+-- the twins pass as steps done of total: NOT NULL, primary key, incoming FK
+SELECT twins, percent FROM zdd.status WHERE id = :pk;
 SELECT zdd.complete(:pk);
 \d orders
 SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'order_items'::regclass ORDER BY 1;
@@ -178,6 +180,14 @@ SELECT severity, finding, action FROM zdd.check_retype('pf', 'v', 'text');
 SELECT severity, finding, action FROM zdd.check_retype('pf', 'n', 'bigint') WHERE object LIKE 'column%';
 SELECT severity, finding FROM zdd.check_retype('pf', 'n', 'bigint', up => 'n * 2') WHERE severity <> 'note';
 SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'pf'::regclass AND attnum > 0;
+-- 11. A table never analyzed: rows_total is the planner's estimate from
+-- the table's size, not unknown (the status' percent and ETA need it).
+CREATE TABLE fresh (id int PRIMARY KEY, v int);
+INSERT INTO fresh SELECT g, g FROM generate_series(1, 20000) g;
+SELECT reltuples < 0 AS never_analyzed FROM pg_class WHERE oid = 'fresh'::regclass;
+SELECT zdd.begin_rename('fresh', 'v', 'w', batch_size => 1, pause_ms => 60000) AS fr \gset
+SELECT rows_total BETWEEN 5000 AND 80000 AS sane_estimate FROM zdd.transition WHERE id = :fr;
+SELECT zdd.abort(:fr);
 SELECT count(*) AS transitions_left_open FROM zdd.transition t JOIN pg_class c ON c.oid = t.tbl
 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'rt' AND t.phase NOT IN ('completed', 'aborted');
 SELECT count(*) AS stray_columns FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid

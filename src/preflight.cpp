@@ -149,19 +149,7 @@ Datum check_rename(FunctionCallInfo fcinfo) {
 // sample of rows) as blockers, what it would do as a note, then the
 // findings of a rename of the column.
 Datum check_retype(FunctionCallInfo fcinfo) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: check_retype needs a table, a column and a type");
-  retype::Request r;
-  r.relid = PG_GETARG_OID(0);
-  r.column = NameStr(*PG_GETARG_NAME(1));
-  auto text_arg = [&](int n) -> std::optional<std::string> {
-    if (PG_ARGISNULL(n)) return std::nullopt;
-    return pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n))); });
-  };
-  r.type_text = *text_arg(2);
-  r.up = text_arg(3);
-  r.down = text_arg(4);
-  if (!PG_ARGISNULL(5)) r.new_column = std::string(NameStr(*PG_GETARG_NAME(5)));
+  const retype::Request r = retype::request_from_args(fcinfo, "check_retype");
   std::vector<Finding> out;
   {
     spi::Connection spi;

@@ -45,20 +45,18 @@ struct NewType {
 // row under an ACCESS EXCLUSIVE lock).
 NewType resolve_type(const std::string &text, Oid old_collation) {
   NewType t;
+  Oid typcoll = InvalidOid;
+  const char *name = nullptr, *sql = nullptr;
   pg_call([&] {
     parseTypeString(text.c_str(), &t.type, &t.typmod, false);
-    t.name = format_type_with_typemod(t.type, t.typmod);
-    t.sql = format_type_extended(t.type, t.typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
-    const Oid typcoll = get_typcollation(t.type);
-    t.collation = OidIsValid(typcoll) && OidIsValid(old_collation) ? old_collation : typcoll;
-    if (OidIsValid(t.collation) && t.collation != typcoll) {
-      HeapTuple ct = SearchSysCache1(COLLOID, ObjectIdGetDatum(t.collation));
-      Form_pg_collation c = (Form_pg_collation)GETSTRUCT(ct);
-      t.sql += std::string(" COLLATE ") +
-               quote_qualified_identifier(get_namespace_name(c->collnamespace), NameStr(c->collname));
-      ReleaseSysCache(ct);
-    }
+    name = format_type_with_typemod(t.type, t.typmod);
+    sql = format_type_extended(t.type, t.typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+    typcoll = get_typcollation(t.type);
   });
+  t.name = name;
+  t.sql = sql;
+  t.collation = OidIsValid(typcoll) && OidIsValid(old_collation) ? old_collation : typcoll;
+  if (OidIsValid(t.collation) && t.collation != typcoll) t.sql += table::collate_clause(t.collation);
   if (pg_call([&] { return DomainHasConstraints(t.type); }))
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                 fmt::format("zdd: cannot retype to {}: a domain with constraints", t.name),
@@ -68,16 +66,11 @@ NewType resolve_type(const std::string &text, Oid old_collation) {
 }
 
 // A free column name for the new column: <col>_zdd_new (numbered when
-// taken), clipped to NAMEDATALEN - 1 bytes.
+// taken).
 std::string chosen_name(Oid relid, const std::string &col) {
-  for (int n = 0;; ++n) {
-    const std::string suffix = n == 0 ? "_zdd_new" : fmt::format("_zdd_new{}", n);
-    std::string head = col;
-    const int room = NAMEDATALEN - 1 - int(suffix.size());
-    const int len = pg_call([&] { return pg_mbcliplen(head.c_str(), int(head.size()), room); });
-    const std::string name = head.substr(0, size_t(len)) + suffix;
-    if (pg_call([&] { return get_attnum(relid, name.c_str()); }) == InvalidAttrNumber) return name;
-  }
+  return spi::free_name(col + "_zdd_new", [&](const std::string &name) {
+    return pg_call([&] { return get_attnum(relid, name.c_str()); }) != InvalidAttrNumber;
+  });
 }
 
 // Refuses (0A000) indexes whose expressions or predicate use the column:
@@ -119,21 +112,10 @@ bool catalog_only(Oid relid, AttrNumber att, Oid old_type, int32 old_typmod, con
       "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
       "WHERE i.indrelid = $1 AND $2 = ANY (i.indkey::pg_catalog.int2[])",
       {spi::p_oid(relid), spi::p_int4(att)});
-  auto items = [](const std::string &s) {
-    std::vector<std::string> out;
-    size_t p = 0;
-    while (p <= s.size()) {
-      const size_t q = s.find(',', p);
-      out.push_back(s.substr(p, q == std::string::npos ? std::string::npos : q - p));
-      if (q == std::string::npos) break;
-      p = q + 1;
-    }
-    return out;
-  };
   for (const auto &r : idx) {
     if (*r[4] != "t") return false;
     const Oid am = static_cast<Oid>(std::stoul(*r[0]));
-    const auto keys = items(*r[1]), classes = items(*r[2]), colls = items(*r[3]);
+    const auto keys = spi::split_list(*r[1]), classes = spi::split_list(*r[2]), colls = spi::split_list(*r[3]);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (keys[i] != std::to_string(att)) continue;
       if (i >= classes.size()) continue;  // an INCLUDE column: no operator class
@@ -218,6 +200,25 @@ int64_t record_done(const transition::Expand &x, const std::string &how) {
 }  // namespace
 
 // See retype.hpp.
+Request request_from_args(FunctionCallInfo fcinfo, const char *fn) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, fmt::format("zdd: {} needs a table, a column and a type", fn));
+  auto text_arg = [&](int n) -> std::optional<std::string> {
+    if (PG_ARGISNULL(n)) return std::nullopt;
+    const char *v = pg_call([&] { return TextDatumGetCString(PG_GETARG_DATUM(n)); });
+    return std::string(v);
+  };
+  Request r;
+  r.relid = PG_GETARG_OID(0);
+  r.column = NameStr(*PG_GETARG_NAME(1));
+  r.type_text = *text_arg(2);
+  r.up = text_arg(3);
+  r.down = text_arg(4);
+  if (!PG_ARGISNULL(5)) r.new_column = std::string(NameStr(*PG_GETARG_NAME(5)));
+  return r;
+}
+
+// See retype.hpp.
 Prepared prepare(const Request &r) {
   Prepared p;
   transition::Expand &x = p.x;
@@ -272,19 +273,7 @@ namespace {
 
 // zdd.begin_retype(): see the file comment.
 Datum begin_retype(FunctionCallInfo fcinfo) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-    throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: begin_retype needs a table, a column and a type");
-  auto text_arg = [&](int n) -> std::optional<std::string> {
-    if (PG_ARGISNULL(n)) return std::nullopt;
-    return pg_call([&] { return std::string(TextDatumGetCString(PG_GETARG_DATUM(n))); });
-  };
-  Request r;
-  r.relid = PG_GETARG_OID(0);
-  r.column = NameStr(*PG_GETARG_NAME(1));
-  r.type_text = *text_arg(2);
-  r.up = text_arg(3);
-  r.down = text_arg(4);
-  if (!PG_ARGISNULL(5)) r.new_column = std::string(NameStr(*PG_GETARG_NAME(5)));
+  const Request r = request_from_args(fcinfo, "begin_retype");
 
   spi::Connection spi;
   guard::Scope own_ddl;

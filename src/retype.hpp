@@ -13,6 +13,11 @@ struct Request {
   std::optional<std::string> up, down, new_column;
 };
 
+// The request of begin_retype / check_retype (arguments 0-5: tbl, col,
+// new_type, up, down, new_column; 22004 for a missing table, column or
+// type). fn names the function in the error.
+Request request_from_args(FunctionCallInfo fcinfo, const char *fn);
+
 // What begin_retype will do: the expand step's request, or (catalog_only)
 // one ALTER COLUMN ... TYPE that changes only the catalog.
 struct Prepared {

@@ -1,6 +1,10 @@
 // spi.cpp — SPI with a pinned search_path and text results.
 #include "spi.hpp"
 
+extern "C" {
+#include "mb/pg_wchar.h"
+}
+
 namespace zdd::spi {
 
 Param p_text(std::optional<std::string> v) { return {TEXTOID, std::move(v)}; }
@@ -162,6 +166,31 @@ std::string qualified_relation(Oid relid) {
                       errmsg("relation with OID %u does not exist", relid)));
     return std::string(quote_qualified_identifier(nsp, rel));
   });
+}
+
+std::vector<std::string> split_list(const std::string &list) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : list) {
+    if (ch == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+std::string free_name(const std::string &base, const std::function<bool(const std::string &)> &taken) {
+  for (int n = 0;; ++n) {
+    const std::string suffix = n == 0 ? "" : std::to_string(n);
+    const int room = NAMEDATALEN - 1 - int(suffix.size());
+    const int len = pg_call([&] { return pg_mbcliplen(base.c_str(), int(base.size()), room); });
+    const std::string name = base.substr(0, size_t(len)) + suffix;
+    if (!taken(name)) return name;
+  }
 }
 
 }  // namespace zdd::spi

@@ -55,6 +55,13 @@ class Connection {
 std::string ident(std::string_view name);
 // Quotes a string literal for SQL text (quote_literal_cstr).
 std::string literal(std::string_view value);
+// Splits "a,b" (array_to_string of numbers or simple names) into its items.
+std::vector<std::string> split_list(const std::string &list);
+
+// base, or base with a number appended (clipped to NAMEDATALEN - 1 bytes),
+// the first that taken() says is free: PostgreSQL's ChooseRelationName rule.
+std::string free_name(const std::string &base, const std::function<bool(const std::string &)> &taken);
+
 // "schema"."relation" for a relation OID.
 std::string qualified_relation(Oid relid);
 

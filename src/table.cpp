@@ -91,6 +91,20 @@ void check_walkable(Oid relid) {
                 "owner BYPASSRLS.");
 }
 
+std::string collate_clause(Oid collation) {
+  // The name is built by PostgreSQL first; no C++ object is alive while
+  // it may raise an error.
+  const char *q = pg_call([&] {
+    HeapTuple ct = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+    if (!HeapTupleIsValid(ct)) elog(ERROR, "cache lookup failed for collation %u", collation);
+    Form_pg_collation c = (Form_pg_collation)GETSTRUCT(ct);
+    const char *name = quote_qualified_identifier(get_namespace_name(c->collnamespace), NameStr(c->collname));
+    ReleaseSysCache(ct);
+    return name;
+  });
+  return std::string(" COLLATE ") + q;
+}
+
 Column column_to_move(Oid relid, const std::string &name) {
   HeapTuple tup = pg_call([&] { return SearchSysCacheAttName(relid, name.c_str()); });
   if (!HeapTupleIsValid(tup))
@@ -124,16 +138,7 @@ Column column_to_move(Oid relid, const std::string &name) {
                                             FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
   });
   const Oid typcoll = pg_call([&] { return get_typcollation(a.atttypid); });
-  if (OidIsValid(a.attcollation) && a.attcollation != typcoll) {
-    c.type_sql += pg_call([&] {
-      char *coll = get_collation_name(a.attcollation);
-      HeapTuple ct = SearchSysCache1(COLLOID, ObjectIdGetDatum(a.attcollation));
-      Oid nsp = ((Form_pg_collation)GETSTRUCT(ct))->collnamespace;
-      ReleaseSysCache(ct);
-      return std::string(" COLLATE ") +
-             quote_qualified_identifier(get_namespace_name(nsp), coll);
-    });
-  }
+  if (OidIsValid(a.attcollation) && a.attcollation != typcoll) c.type_sql += collate_clause(a.attcollation);
   const char typstorage = pg_call([&] { return get_typstorage(a.atttypid); });
   if (a.attstorage != typstorage) {
     switch (a.attstorage) {

@@ -33,6 +33,9 @@ Column column_to_move(Oid relid, const std::string &name);
 // otherwise, before anything changed rather than after the backfill.
 void check_twin_rights(Oid relid, AttrNumber old_att);
 
+// " COLLATE schema.name" for a column definition.
+std::string collate_clause(Oid collation);
+
 // The new name is not used by any column (system columns included).
 void check_new_name(Oid relid, const std::string &name);
 

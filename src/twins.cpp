@@ -96,26 +96,11 @@ std::string deparse(const std::string &tree, Oid relid, int from_att, int to_att
   });
 }
 
-// Splits "a,b" (a comma-separated list of numbers) into its items.
-std::vector<std::string> array_items(const std::string &a) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char ch : a) {
-    if (ch == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
 
 // The index's key columns with old_att read as new_att, as text.
 std::string map_key(const std::string &indkey, int old_att, int new_att) {
   std::string out;
-  for (const auto &k : array_items(indkey))
+  for (const auto &k : spi::split_list(indkey))
     out += (out.empty() ? "" : ",") + (k == std::to_string(old_att) ? std::to_string(new_att) : k);
   return out;
 }
@@ -190,8 +175,8 @@ ColumnTypes column_types(Oid relid, int old_att, int new_att) {
 // collations are comma-separated OID lists, rewritten in place.
 void map_classes(const std::string &indkey, int old_att, Oid am, const ColumnTypes &t,
                  std::string &classes, std::string &collations) {
-  auto cls = array_items(classes), coll = array_items(collations);
-  const auto keys = array_items(indkey);
+  auto cls = spi::split_list(classes), coll = spi::split_list(collations);
+  const auto keys = spi::split_list(indkey);
   pg_call([&] {
     for (size_t i = 0; i < cls.size() && i < keys.size(); ++i) {
       if (keys[i] != std::to_string(old_att)) continue;
@@ -229,10 +214,10 @@ std::optional<std::string> recook_check(Oid relid, const std::string &text) {
       Node *expr = transformExpr(ps, conversion::parse_expression(text.c_str()), EXPR_KIND_CHECK_CONSTRAINT);
       expr = coerce_to_boolean(ps, expr, "CHECK");
       assign_expr_collations(ps, expr);
-      std::string cooked =
+      char *cooked =
           deparse_expression(expr, deparse_context_for(RelationGetRelationName(rel), relid), false, false);
       relation_close(rel, AccessShareLock);
-      return cooked;
+      return std::string(cooked);
     });
   });
   return out;
@@ -460,19 +445,6 @@ std::vector<Item> current(const Context &c) {
   return in_own_transaction([&] { return plan(c.relid, c.old_column, c.new_column); });
 }
 
-// base, or base with a number appended (clipped to NAMEDATALEN - 1 bytes),
-// the first that taken() says is free: PostgreSQL's ChooseRelationName rule.
-template <typename Taken>
-std::string free_name(const std::string &base, Taken taken) {
-  for (int n = 0;; ++n) {
-    const std::string suffix = n == 0 ? "" : std::to_string(n);
-    std::string head = base;
-    const int room = NAMEDATALEN - 1 - int(suffix.size());
-    const int len = pg_call([&] { return pg_mbcliplen(head.c_str(), int(head.size()), room); });
-    head = head.substr(0, size_t(len)) + suffix;
-    if (!taken(head)) return head;
-  }
-}
 
 // A twin's name: the original's with the old column name replaced (or
 // "_<new>" appended), made free.
@@ -483,7 +455,7 @@ std::string twin_name_for(const Context &c, const std::string &orig, bool index)
     base.replace(pos, c.old_column.size(), c.new_column);
   else
     base += "_" + c.new_column;
-  return free_name(base, [&](const std::string &n) {
+  return spi::free_name(base, [&](const std::string &n) {
     if (index)
       return !spi::query("SELECT 1 FROM pg_catalog.pg_class x JOIN pg_catalog.pg_namespace s "
                          "ON s.oid = x.relnamespace WHERE s.nspname = $1 AND x.relname = $2",

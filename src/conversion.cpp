@@ -141,7 +141,6 @@ void compile_direction(Direction *d, const char *label, const char *text, const 
   d->econtext->ecxt_param_list_info = d->params;
   d->from_name = pstrdup(from_name);
   d->to_name = pstrdup(to_name);
-  d->from_type = from_type;
   error_context_stack = cb.previous;
 }
 
@@ -197,8 +196,6 @@ Compiled *compile(const Spec &s, MemoryContext parent) {
       c->cxt = cxt;
       get_typlenbyval(s.old_type, &c->old_len, &c->old_byval);
       get_typlenbyval(s.new_type, &c->new_len, &c->new_byval);
-      c->relation = pstrdup(s.relation.c_str());
-      c->transition_id = s.transition_id;
       compile_direction(&c->up, "up", s.up.c_str(), s.old_name.c_str(), s.old_type, s.old_typmod,
                         s.old_collation, s.new_name.c_str(), s.new_type, s.new_typmod);
       compile_direction(&c->down, "down", s.down.c_str(), s.new_name.c_str(), s.new_type,
@@ -257,7 +254,6 @@ Spec spec_for(Oid relid, const std::string &old_name, const std::string &new_nam
   s.up = up.value_or("");
   s.down = down.value_or("");
   pg_call([&] {
-    s.relation = get_rel_name(relid);
     const AttrNumber o = get_attnum(relid, old_name.c_str()), n = get_attnum(relid, new_name.c_str());
     if (o == InvalidAttrNumber || n == InvalidAttrNumber)
       ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),

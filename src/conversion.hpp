@@ -21,8 +21,6 @@ namespace zdd::conversion {
 
 // What a conversion converts between.
 struct Spec {
-  std::string relation;  // for messages: the table's name
-  int64_t transition_id = 0;
   std::string old_name, new_name;
   Oid old_type = InvalidOid, new_type = InvalidOid;
   int32 old_typmod = -1, new_typmod = -1;
@@ -37,7 +35,6 @@ struct Direction {
   ExprContext *econtext;  // per-row memory; its param list holds the input
   ParamListInfo params;
   const char *from_name, *to_name;  // for the error context
-  Oid from_type;
 };
 
 // A compiled conversion (see the file comment).
@@ -47,8 +44,6 @@ struct Compiled {
   int16 old_len, new_len;
   bool old_byval, new_byval;
   Direction up, down;
-  const char *relation;
-  int64 transition_id;
 };
 
 // Compiles spec in a new memory context under parent. Throws (22023,

@@ -244,7 +244,6 @@ Prepared prepare(const Request &r) {
                 {}, x.keep_name ? "" : "To rename it, use zdd.begin_rename.");
   // The conversion, both ways, before anything changes.
   conversion::Spec spec;
-  spec.relation = pg_call([&] { return std::string(get_rel_name(x.relid)); });
   spec.old_name = x.old_column;
   spec.new_name = x.new_column;
   spec.old_type = old_type;

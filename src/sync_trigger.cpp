@@ -126,8 +126,6 @@ void build(Entry *e, TriggerData *td) {
   conversion::release(e->conv);
   e->conv = nullptr;
   conversion::Spec spec;
-  spec.relation = RelationGetRelationName(rel);
-  spec.transition_id = e->transition_id;
   spec.old_name = tg->tgargs[1];
   spec.new_name = tg->tgargs[2];
   spec.old_type = oa->atttypid;

@@ -91,11 +91,38 @@ CREATE FUNCTION zdd.resume(tbl regclass, column_name name) RETURNS void
 LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(tbl, column_name)) $$;
 CREATE FUNCTION zdd.resume(label text) RETURNS void
 LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(label)) $$;
+-- throttle gains the health limits (issue 11).
+DROP FUNCTION zdd.throttle(bigint, integer, integer, integer, integer);
+-- Changes the throttle and the transition's health limits; NULL leaves a
+-- value unchanged. Effective at the next batch. The limits override the
+-- zdd.max_* settings for this transition (0 / false: that signal off):
+-- max_replica_lag as a size ('100MB'), max_replica_delay and
+-- max_transaction_age as intervals, max_dead_tuples as a share (0.5).
+CREATE FUNCTION zdd.throttle(
+    id                  bigint,
+    batch_size          integer DEFAULT NULL,
+    pause_ms            integer DEFAULT NULL,
+    max_rows_per_sec    integer DEFAULT NULL,
+    target_batch_ms     integer DEFAULT NULL,
+    max_replica_lag     text DEFAULT NULL,
+    max_replica_delay   interval DEFAULT NULL,
+    max_archive_backlog integer DEFAULT NULL,
+    max_dead_tuples     double precision DEFAULT NULL,
+    wait_for_autovacuum boolean DEFAULT NULL,
+    max_transaction_age interval DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'zdd_throttle'
+LANGUAGE C VOLATILE;
 CREATE FUNCTION zdd.throttle(
     tbl regclass, column_name name, batch_size integer DEFAULT NULL, pause_ms integer DEFAULT NULL,
-    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL)
+    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL,
+    max_replica_lag text DEFAULT NULL, max_replica_delay interval DEFAULT NULL,
+    max_archive_backlog integer DEFAULT NULL, max_dead_tuples double precision DEFAULT NULL,
+    wait_for_autovacuum boolean DEFAULT NULL, max_transaction_age interval DEFAULT NULL)
 RETURNS void LANGUAGE sql
-AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec, target_batch_ms) $$;
+AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec,
+                          target_batch_ms, max_replica_lag, max_replica_delay, max_archive_backlog,
+                          max_dead_tuples, wait_for_autovacuum, max_transaction_age) $$;
 -- No such overload of zdd.wait: CALL zdd.wait(1, '1 min') would resolve to
 -- it (int4 casts to regclass implicitly). A CALL argument may be a function
 -- call: CALL zdd.wait(zdd.find('customer', 'lastname'), '10 min').
@@ -166,6 +193,51 @@ RETURNS TABLE (severity text, object text, finding text, action text)
 AS 'MODULE_PATHNAME', 'zdd_check_retype'
 LANGUAGE C VOLATILE;
 
+-- Health (the backfill waits while the cluster is unhealthy, see
+-- src/health.cpp): state 'waiting' and why; how long it waited; what the
+-- last check and batch measured; and the transition's own limits, set by
+-- zdd.throttle (NULL: the zdd.* setting applies).
+ALTER TABLE zdd.transition
+  DROP CONSTRAINT transition_backfill_state_check,
+  ADD CONSTRAINT transition_backfill_state_check
+    CHECK (backfill_state IN ('pending', 'running', 'waiting', 'paused', 'failed', 'done')),
+  ADD COLUMN wait_reason text,                    -- state 'waiting': the signal over its limit
+  ADD COLUMN waiting_since timestamptz,           -- state 'waiting': since when
+  ADD COLUMN waited interval NOT NULL DEFAULT '0',  -- earlier waits, summed
+  ADD COLUMN lag_bytes bigint,                    -- largest replica / slot lag at the last check
+  ADD COLUMN last_batch_ms integer,
+  ADD COLUMN failures_total bigint NOT NULL DEFAULT 0,  -- failed batches, ever
+  ADD COLUMN max_replica_lag bigint CHECK (max_replica_lag >= 0),
+  ADD COLUMN max_replica_delay_ms integer CHECK (max_replica_delay_ms >= 0),
+  ADD COLUMN max_archive_backlog integer CHECK (max_archive_backlog >= 0),
+  ADD COLUMN max_dead_tuples double precision CHECK (max_dead_tuples >= 0),
+  ADD COLUMN wait_for_autovacuum boolean,
+  ADD COLUMN max_transaction_age_s integer CHECK (max_transaction_age_s >= 0);
+
+-- true once column_name of tbl is ready for the new app version: the
+-- newest transition that introduces it (a rename's new name, or the new
+-- column of a retype) is backfilled — every row in step, twins built — or
+-- completed, and the column is there. A retype that keeps the column's
+-- name is ready once completed (before, the name still holds the old
+-- type). Cheap (one index probe): apps may call it per request, e.g. to
+-- toggle a feature flag. false for a column no transition introduced.
+CREATE FUNCTION zdd.ready(tbl regclass, column_name name)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT COALESCE((
+    SELECT CASE WHEN t.keep_name THEN t.phase OPERATOR(pg_catalog.=) 'completed'
+                ELSE t.phase OPERATOR(pg_catalog.=) ANY (ARRAY['backfilled', 'completed']) END
+    FROM zdd.transition t
+    WHERE t.tbl OPERATOR(pg_catalog.=) $1
+      AND CASE WHEN t.keep_name THEN t.old_column ELSE t.new_column END OPERATOR(pg_catalog.=) $2
+      AND t.phase OPERATOR(pg_catalog.<>) 'aborted'
+    ORDER BY t.id DESC LIMIT 1), false)
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2
+                AND NOT a.attisdropped)
+$$;
+
 -- The status view: each role sees its own transitions; the label, kind
 -- and conversion shown.
 CREATE OR REPLACE VIEW zdd.status WITH (security_invoker = true) AS
@@ -175,7 +247,7 @@ SELECT t.id,
        t.new_column,
        t.phase,
        CASE WHEN t.phase IN ('aborted', 'completed') AND t.backfill_state <> 'done' THEN 'stopped'
-            WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
+            WHEN t.phase = 'backfilling' AND t.backfill_state IN ('running', 'waiting') AND w.pid IS NULL
             THEN 'stalled' ELSE t.backfill_state END AS backfill,
        t.pass,
        t.rows_done,
@@ -220,7 +292,14 @@ SELECT t.id,
        wc.new_writes,
        wc.last_old_write,
        wc.last_new_write,
-       CASE WHEN t.twins_total IS NOT NULL THEN t.twins_done || '/' || t.twins_total END AS twins
+       CASE WHEN t.twins_total IS NOT NULL THEN t.twins_done || '/' || t.twins_total END AS twins,
+       -- health: why the backfill waits, how long it waited in all, the
+       -- largest replica / slot lag at the last check
+       CASE WHEN t.backfill_state = 'waiting' THEN t.wait_reason END AS wait_reason,
+       pg_catalog.date_trunc('second', t.waited + CASE WHEN t.backfill_state = 'waiting'
+           THEN pg_catalog.clock_timestamp() - t.waiting_since ELSE interval '0' END) AS waited,
+       t.lag_bytes AS replica_lag_bytes,
+       t.last_batch_ms
 FROM zdd.transition t
 LEFT JOIN zdd.write_counts() wc ON wc.id = t.id AND t.phase <> ALL (ARRAY['completed', 'aborted'])
 LEFT JOIN LATERAL (
@@ -240,3 +319,51 @@ LANGUAGE C;
 CREATE EVENT TRIGGER zdd_guard ON ddl_command_start
   WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP TABLE', 'DROP TRIGGER', 'ALTER TABLE')
   EXECUTE FUNCTION zdd.guard();
+
+-- zdd.metrics: one row per open transition and metric, the shape
+-- monitoring scrapers expect (docs/postgres_exporter.yaml turns it into
+-- Prometheus series). Not security_invoker: it shows numbers, names and
+-- states only (no key, value or error text), so pg_monitor may read it
+-- without rights on the tables.
+CREATE VIEW zdd.metrics AS
+SELECT t.id,
+       COALESCE(pg_catalog.format('%I.%I', n.nspname, c.relname), t.tbl::pg_catalog.oid::pg_catalog.text)
+         AS "table",
+       t.old_column,
+       t.new_column,
+       t.phase,
+       CASE WHEN t.backfill_state IN ('running', 'waiting') AND w.pid IS NULL THEN 'stalled'
+            ELSE t.backfill_state END AS state,
+       m.metric,
+       m.value
+FROM zdd.transition t
+LEFT JOIN pg_catalog.pg_class c ON c.oid = t.tbl
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN zdd.write_counts() wc ON wc.id = t.id
+LEFT JOIN LATERAL (
+    SELECT a.pid FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                                         WHERE d.datname = pg_catalog.current_database())
+    LIMIT 1) w ON t.phase = 'backfilling'
+CROSS JOIN LATERAL (VALUES
+    ('rows_done', t.rows_done::float8),
+    ('rows_total', t.rows_total::float8),
+    ('rows_written', t.rows_written::float8),
+    ('rows_verified', t.rows_verified::float8),
+    ('verify_fixed', t.verify_fixed::float8),
+    ('rate', CASE WHEN t.backfill_state = 'running' THEN COALESCE(t.rate, 0) ELSE 0 END),
+    ('batch_ms', t.last_batch_ms::float8),
+    ('batches', t.batches::float8),
+    ('lag_bytes', t.lag_bytes::float8),
+    ('waiting', CASE WHEN t.backfill_state = 'waiting' THEN 1 ELSE 0 END::float8),
+    ('waiting_seconds', pg_catalog.date_part('epoch', t.waited
+        + CASE WHEN t.backfill_state = 'waiting' THEN pg_catalog.clock_timestamp() - t.waiting_since
+               ELSE interval '0' END)),
+    ('failures', t.failures_total::float8),
+    ('old_writes', wc.old_writes::float8),
+    ('new_writes', wc.new_writes::float8)) AS m(metric, value)
+WHERE t.phase <> ALL (ARRAY['completed', 'aborted'])
+ORDER BY t.id, m.metric;
+
+REVOKE ALL ON zdd.metrics FROM PUBLIC;
+GRANT SELECT ON zdd.metrics TO pg_monitor;

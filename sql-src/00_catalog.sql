@@ -127,3 +127,24 @@ ALTER TABLE zdd.transition
 
 -- The twins pass's progress: twins that exist of those needed.
 ALTER TABLE zdd.transition ADD COLUMN twins_done integer, ADD COLUMN twins_total integer;
+
+-- Health (the backfill waits while the cluster is unhealthy, see
+-- src/health.cpp): state 'waiting' and why; how long it waited; what the
+-- last check and batch measured; and the transition's own limits, set by
+-- zdd.throttle (NULL: the zdd.* setting applies).
+ALTER TABLE zdd.transition
+  DROP CONSTRAINT transition_backfill_state_check,
+  ADD CONSTRAINT transition_backfill_state_check
+    CHECK (backfill_state IN ('pending', 'running', 'waiting', 'paused', 'failed', 'done')),
+  ADD COLUMN wait_reason text,                    -- state 'waiting': the signal over its limit
+  ADD COLUMN waiting_since timestamptz,           -- state 'waiting': since when
+  ADD COLUMN waited interval NOT NULL DEFAULT '0',  -- earlier waits, summed
+  ADD COLUMN lag_bytes bigint,                    -- largest replica / slot lag at the last check
+  ADD COLUMN last_batch_ms integer,
+  ADD COLUMN failures_total bigint NOT NULL DEFAULT 0,  -- failed batches, ever
+  ADD COLUMN max_replica_lag bigint CHECK (max_replica_lag >= 0),
+  ADD COLUMN max_replica_delay_ms integer CHECK (max_replica_delay_ms >= 0),
+  ADD COLUMN max_archive_backlog integer CHECK (max_archive_backlog >= 0),
+  ADD COLUMN max_dead_tuples double precision CHECK (max_dead_tuples >= 0),
+  ADD COLUMN wait_for_autovacuum boolean,
+  ADD COLUMN max_transaction_age_s integer CHECK (max_transaction_age_s >= 0);

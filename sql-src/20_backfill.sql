@@ -40,14 +40,23 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'zdd_resume'
 LANGUAGE C VOLATILE STRICT;
 
--- Changes the throttle; NULL leaves a value unchanged. Effective at the
--- next batch.
+-- Changes the throttle and the transition's health limits; NULL leaves a
+-- value unchanged. Effective at the next batch. The limits override the
+-- zdd.max_* settings for this transition (0 / false: that signal off):
+-- max_replica_lag as a size ('100MB'), max_replica_delay and
+-- max_transaction_age as intervals, max_dead_tuples as a share (0.5).
 CREATE FUNCTION zdd.throttle(
-    id               bigint,
-    batch_size       integer DEFAULT NULL,
-    pause_ms         integer DEFAULT NULL,
-    max_rows_per_sec integer DEFAULT NULL,
-    target_batch_ms  integer DEFAULT NULL)
+    id                  bigint,
+    batch_size          integer DEFAULT NULL,
+    pause_ms            integer DEFAULT NULL,
+    max_rows_per_sec    integer DEFAULT NULL,
+    target_batch_ms     integer DEFAULT NULL,
+    max_replica_lag     text DEFAULT NULL,
+    max_replica_delay   interval DEFAULT NULL,
+    max_archive_backlog integer DEFAULT NULL,
+    max_dead_tuples     double precision DEFAULT NULL,
+    wait_for_autovacuum boolean DEFAULT NULL,
+    max_transaction_age interval DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'zdd_throttle'
 LANGUAGE C VOLATILE;
@@ -71,9 +80,38 @@ CREATE FUNCTION zdd.resume(label text) RETURNS void
 LANGUAGE sql AS $$ SELECT zdd.resume(zdd.find(label)) $$;
 CREATE FUNCTION zdd.throttle(
     tbl regclass, column_name name, batch_size integer DEFAULT NULL, pause_ms integer DEFAULT NULL,
-    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL)
+    max_rows_per_sec integer DEFAULT NULL, target_batch_ms integer DEFAULT NULL,
+    max_replica_lag text DEFAULT NULL, max_replica_delay interval DEFAULT NULL,
+    max_archive_backlog integer DEFAULT NULL, max_dead_tuples double precision DEFAULT NULL,
+    wait_for_autovacuum boolean DEFAULT NULL, max_transaction_age interval DEFAULT NULL)
 RETURNS void LANGUAGE sql
-AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec, target_batch_ms) $$;
+AS $$ SELECT zdd.throttle(zdd.find(tbl, column_name), batch_size, pause_ms, max_rows_per_sec,
+                          target_batch_ms, max_replica_lag, max_replica_delay, max_archive_backlog,
+                          max_dead_tuples, wait_for_autovacuum, max_transaction_age) $$;
 -- No such overload of zdd.wait: CALL zdd.wait(1, '1 min') would resolve to
 -- it (int4 casts to regclass implicitly). A CALL argument may be a function
 -- call: CALL zdd.wait(zdd.find('customer', 'lastname'), '10 min').
+
+-- true once column_name of tbl is ready for the new app version: the
+-- newest transition that introduces it (a rename's new name, or the new
+-- column of a retype) is backfilled — every row in step, twins built — or
+-- completed, and the column is there. A retype that keeps the column's
+-- name is ready once completed (before, the name still holds the old
+-- type). Cheap (one index probe): apps may call it per request, e.g. to
+-- toggle a feature flag. false for a column no transition introduced.
+CREATE FUNCTION zdd.ready(tbl regclass, column_name name)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT COALESCE((
+    SELECT CASE WHEN t.keep_name THEN t.phase OPERATOR(pg_catalog.=) 'completed'
+                ELSE t.phase OPERATOR(pg_catalog.=) ANY (ARRAY['backfilled', 'completed']) END
+    FROM zdd.transition t
+    WHERE t.tbl OPERATOR(pg_catalog.=) $1
+      AND CASE WHEN t.keep_name THEN t.old_column ELSE t.new_column END OPERATOR(pg_catalog.=) $2
+      AND t.phase OPERATOR(pg_catalog.<>) 'aborted'
+    ORDER BY t.id DESC LIMIT 1), false)
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2
+                AND NOT a.attisdropped)
+$$;

@@ -8,7 +8,7 @@ SELECT t.id,
        t.new_column,
        t.phase,
        CASE WHEN t.phase IN ('aborted', 'completed') AND t.backfill_state <> 'done' THEN 'stopped'
-            WHEN t.phase = 'backfilling' AND t.backfill_state = 'running' AND w.pid IS NULL
+            WHEN t.phase = 'backfilling' AND t.backfill_state IN ('running', 'waiting') AND w.pid IS NULL
             THEN 'stalled' ELSE t.backfill_state END AS backfill,
        t.pass,
        t.rows_done,
@@ -53,7 +53,14 @@ SELECT t.id,
        wc.new_writes,
        wc.last_old_write,
        wc.last_new_write,
-       CASE WHEN t.twins_total IS NOT NULL THEN t.twins_done || '/' || t.twins_total END AS twins
+       CASE WHEN t.twins_total IS NOT NULL THEN t.twins_done || '/' || t.twins_total END AS twins,
+       -- health: why the backfill waits, how long it waited in all, the
+       -- largest replica / slot lag at the last check
+       CASE WHEN t.backfill_state = 'waiting' THEN t.wait_reason END AS wait_reason,
+       pg_catalog.date_trunc('second', t.waited + CASE WHEN t.backfill_state = 'waiting'
+           THEN pg_catalog.clock_timestamp() - t.waiting_since ELSE interval '0' END) AS waited,
+       t.lag_bytes AS replica_lag_bytes,
+       t.last_batch_ms
 FROM zdd.transition t
 LEFT JOIN zdd.write_counts() wc ON wc.id = t.id AND t.phase <> ALL (ARRAY['completed', 'aborted'])
 LEFT JOIN LATERAL (
@@ -64,3 +71,51 @@ LEFT JOIN LATERAL (
 ORDER BY t.id;
 
 GRANT SELECT ON zdd.status TO PUBLIC;
+
+-- zdd.metrics: one row per open transition and metric, the shape
+-- monitoring scrapers expect (docs/postgres_exporter.yaml turns it into
+-- Prometheus series). Not security_invoker: it shows numbers, names and
+-- states only (no key, value or error text), so pg_monitor may read it
+-- without rights on the tables.
+CREATE VIEW zdd.metrics AS
+SELECT t.id,
+       COALESCE(pg_catalog.format('%I.%I', n.nspname, c.relname), t.tbl::pg_catalog.oid::pg_catalog.text)
+         AS "table",
+       t.old_column,
+       t.new_column,
+       t.phase,
+       CASE WHEN t.backfill_state IN ('running', 'waiting') AND w.pid IS NULL THEN 'stalled'
+            ELSE t.backfill_state END AS state,
+       m.metric,
+       m.value
+FROM zdd.transition t
+LEFT JOIN pg_catalog.pg_class c ON c.oid = t.tbl
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN zdd.write_counts() wc ON wc.id = t.id
+LEFT JOIN LATERAL (
+    SELECT a.pid FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_type = 'zdd backfill' AND a.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                                         WHERE d.datname = pg_catalog.current_database())
+    LIMIT 1) w ON t.phase = 'backfilling'
+CROSS JOIN LATERAL (VALUES
+    ('rows_done', t.rows_done::float8),
+    ('rows_total', t.rows_total::float8),
+    ('rows_written', t.rows_written::float8),
+    ('rows_verified', t.rows_verified::float8),
+    ('verify_fixed', t.verify_fixed::float8),
+    ('rate', CASE WHEN t.backfill_state = 'running' THEN COALESCE(t.rate, 0) ELSE 0 END),
+    ('batch_ms', t.last_batch_ms::float8),
+    ('batches', t.batches::float8),
+    ('lag_bytes', t.lag_bytes::float8),
+    ('waiting', CASE WHEN t.backfill_state = 'waiting' THEN 1 ELSE 0 END::float8),
+    ('waiting_seconds', pg_catalog.date_part('epoch', t.waited
+        + CASE WHEN t.backfill_state = 'waiting' THEN pg_catalog.clock_timestamp() - t.waiting_since
+               ELSE interval '0' END)),
+    ('failures', t.failures_total::float8),
+    ('old_writes', wc.old_writes::float8),
+    ('new_writes', wc.new_writes::float8)) AS m(metric, value)
+WHERE t.phase <> ALL (ARRAY['completed', 'aborted'])
+ORDER BY t.id, m.metric;
+
+REVOKE ALL ON zdd.metrics FROM PUBLIC;
+GRANT SELECT ON zdd.metrics TO pg_monitor;

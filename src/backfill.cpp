@@ -60,6 +60,7 @@
 // inheritance children are refused up front and checked again per batch.
 #include "backfill.hpp"
 #include "ddl.hpp"
+#include "health.hpp"
 #include "quiet_triggers.hpp"
 #include "settings.hpp"
 #include "twins.hpp"
@@ -102,6 +103,8 @@ struct Job {
   std::optional<std::string> walk_key;  // the pass's key signature ("ctid <file>", '' = ctid)
   std::optional<std::string> walk_end;  // text[] literal: the pass's last key
   std::optional<std::string> up, down;  // a retype's conversions (NULL: cast / identity)
+  health::Limits limits;                // the settings, with the transition's overrides
+  std::optional<std::string> wait_reason;
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
 };
@@ -112,7 +115,9 @@ std::optional<Job> lock_job(int64_t id) {
       "SELECT id, tbl::pg_catalog.oid, phase, backfill_state, pass, old_column, new_column, "
       "cursor::pg_catalog.text, COALESCE(batch_size_now, batch_size), target_batch_ms, "
       "pause_ms, max_rows_per_sec, failures, rows_done, COALESCE(rows_total, -1), "
-      "walk_key, walk_end::pg_catalog.text, up_expr, down_expr "
+      "walk_key, walk_end::pg_catalog.text, up_expr, down_expr, "
+      "max_replica_lag, max_replica_delay_ms, max_archive_backlog, max_dead_tuples, "
+      "wait_for_autovacuum, max_transaction_age_s, wait_reason "
       "FROM zdd.transition WHERE id = $1 FOR UPDATE",
       {spi::p_int8(id)});
   if (rows.empty()) return std::nullopt;
@@ -137,6 +142,14 @@ std::optional<Job> lock_job(int64_t id) {
   j.walk_end = r[16];
   j.up = r[17];
   j.down = r[18];
+  j.limits = health::defaults();
+  if (r[19]) j.limits.replica_lag_bytes = std::stoll(*r[19]);
+  if (r[20]) j.limits.replica_delay_ms = std::stoll(*r[20]);
+  if (r[21]) j.limits.archive_backlog = std::stoll(*r[21]);
+  if (r[22]) j.limits.dead_tuples = std::stod(*r[22]);
+  if (r[23]) j.limits.autovacuum = *r[23] == "t";
+  if (r[24]) j.limits.transaction_age_s = std::stoll(*r[24]);
+  j.wait_reason = r[25];
   return j;
 }
 
@@ -528,7 +541,8 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
     const int failures = cur.empty() ? 0 : std::stoi(*cur[0][0]) + (counts ? 1 : 0);
     backoff = failure_backoff_ms(std::max(failures, 1));
     auto rows = catalog::query(
-        "UPDATE zdd.transition SET failures = failures + $5::int, last_error = $2, "
+        "UPDATE zdd.transition SET failures = failures + $5::int, "
+        "failures_total = failures_total + 1, last_error = $2, "
         "updated_at = pg_catalog.now(), last_batch_at = pg_catalog.clock_timestamp(), "
         "next_try_at = pg_catalog.clock_timestamp() + $6 * interval '1 ms', "
         "backfill_state = CASE WHEN failures + $5::int >= $3 THEN 'failed' ELSE backfill_state END, "
@@ -537,13 +551,15 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
         "walk_end = CASE WHEN $4 THEN NULL ELSE walk_end END, "
         "rows_done = CASE WHEN $4 AND pass = 'backfill' THEN 0 ELSE rows_done END, "
         "rows_verified = CASE WHEN $4 AND pass = 'verify' THEN 0 ELSE rows_verified END "
-        "WHERE id = $1 AND phase = 'backfilling' AND backfill_state = 'running' "
+        "WHERE id = $1 AND phase = 'backfilling' AND backfill_state IN ('running', 'waiting') "
         "RETURNING backfill_state",
         {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures),
          spi::p_bool(reset_pass), spi::p_int4(counts || permanent ? 1 : 0),
          spi::p_int8(backoff)});
-    if (!rows.empty() && *rows[0][0] == "failed")
+    if (!rows.empty() && *rows[0][0] == "failed") {
+      catalog::end_wait(id);
       catalog::add_history(id, "backfill", std::string("running"), "failed", msg);
+    }
   });
   return backoff;
 }
@@ -563,7 +579,7 @@ std::optional<int64_t> pick(Oid role, long &wait_ms) {
   auto rows = catalog::query(
       "SELECT id, GREATEST(0, extract(epoch FROM next_try_at - pg_catalog.clock_timestamp()) "
       "  * 1000)::bigint FROM zdd.transition WHERE phase = 'backfilling' "
-      "AND backfill_state = 'running' AND started_by::pg_catalog.oid = $1 "
+      "AND backfill_state IN ('running', 'waiting') AND started_by::pg_catalog.oid = $1 "
       "ORDER BY next_try_at > pg_catalog.clock_timestamp() NULLS FIRST, last_batch_at NULLS FIRST, id "
       "LIMIT 1",
       {spi::p_oid(role)});
@@ -593,17 +609,46 @@ void report_activity(const Job &j) {
   pg_call([&] { pgstat_report_activity(STATE_RUNNING, what.c_str()); });
 }
 
+// A health signal is over its limit: state 'waiting' with the reason (a
+// history line, a LOG line and a NOTIFY when it starts waiting; the reason
+// and lag refreshed at every check), checked again after zdd.health_recheck
+// (next_try_at: other transitions go first meanwhile). Writes nothing to
+// the table. Returns the sleep (none: the worker's pick() waits).
+long wait(const Job &j, const std::string &reason, int64_t lag_bytes) {
+  const long recheck = health::recheck_ms();
+  catalog::execute(
+      "UPDATE zdd.transition SET backfill_state = 'waiting', wait_reason = $2, lag_bytes = $3, "
+      "waiting_since = COALESCE(waiting_since, pg_catalog.clock_timestamp()), "
+      "next_try_at = pg_catalog.clock_timestamp() + $4 * interval '1 ms', worker_pid = $5, "
+      "updated_at = pg_catalog.now() WHERE id = $1",
+      {spi::p_int8(j.id), spi::p_text(reason), spi::p_int8(lag_bytes), spi::p_int8(recheck),
+       spi::p_int4(MyProcPid)});
+  if (j.state != "waiting") catalog::add_history(j.id, "backfill", j.state, "waiting", reason);
+  const std::string what = fmt::format("zdd backfill: {} waiting: {}", spi::qualified_relation(j.relid), reason);
+  pg_call([&] { pgstat_report_activity(STATE_RUNNING, what.c_str()); });
+  return 0;
+}
+
 // The body of one batch inside its transaction. Returns the sleep before
 // the next batch; sets twins_next when the twins pass must run now.
 long batch_in_transaction(int64_t id, bool &twins_next) {
   std::optional<Job> found = lock_job(id);
-  if (!found || found->phase != "backfilling" || found->state != "running") return 0;
+  if (!found || found->phase != "backfilling" ||
+      (found->state != "running" && found->state != "waiting"))
+    return 0;
   Job &j = *found;
   const bool owner = pg_call([&] { return pg_class_ownercheck(j.relid, GetUserId()); });
   if (!owner)
     throw Permanent(ERRCODE_INSUFFICIENT_PRIVILEGE,
                     fmt::format("zdd: role running the backfill no longer owns table {}",
                                 spi::qualified_relation(j.relid)));
+  const health::Reading health = health::check(j.relid, j.limits);
+  if (health.reason) return wait(j, *health.reason, health.lag_bytes);
+  if (j.state == "waiting") {
+    catalog::end_wait(j.id);
+    catalog::add_history(j.id, "backfill", j.state, "running", "healthy again");
+    j.state = "running";
+  }
   if (j.pass == "twins") {
     twins_next = true;
     return 0;
@@ -647,9 +692,11 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
       "    extract(epoch FROM pg_catalog.clock_timestamp() - last_batch_at)::float8) END, "
       "batches = batches + 1, last_batch_at = pg_catalog.clock_timestamp(), next_try_at = NULL, "
       "updated_at = pg_catalog.now(), failures = 0, last_error = NULL, worker_pid = $5, "
-      "batch_size_now = CASE WHEN target_batch_ms > 0 THEN $6 END WHERE id = $1",
+      "batch_size_now = CASE WHEN target_batch_ms > 0 THEN $6 END, last_batch_ms = $8, "
+      "lag_bytes = $9 WHERE id = $1",
       {spi::p_int8(id), spi::p_text(s.next_cursor), spi::p_int8(s.visited), spi::p_int8(s.written),
-       spi::p_int4(MyProcPid), spi::p_int4(next_size), spi::p_bool(verify)});
+       spi::p_int4(MyProcPid), spi::p_int4(next_size), spi::p_bool(verify),
+       spi::p_int4(int(std::min<long>(took, INT_MAX))), spi::p_int8(health.lag_bytes)});
 
   long sleep = j.pause_ms;
   if (j.max_rate > 0) sleep = std::max(sleep, long(s.visited * 1000 / j.max_rate) - took);
@@ -757,11 +804,13 @@ void mark_running(const catalog::Transition &t) {
       "rows_total = COALESCE(t.rows_total, $2::pg_catalog.int8) "
       "WHERE t.id = $1",
       {spi::p_int8(t.id), spi::p_text(estimate_rows(t.relid))});
+  if (t.backfill_state == "waiting") catalog::end_wait(t.id);
   catalog::add_history(t.id, "backfill", t.backfill_state, "running", {});
 }
 
-// Defines the engine's own settings.
+// Defines the engine's own settings (and the health signals').
 void define_settings() {
+  health::define_settings();
   DefineCustomIntVariable("zdd.max_batch_failures",
                           "Consecutive failed batches after which a backfill is marked failed.",
                           nullptr, &max_batch_failures, 5, 1, 1000, PGC_SIGHUP, 0, nullptr,

@@ -1,6 +1,8 @@
 // catalog.cpp — zdd.transition / zdd.history access.
 #include "catalog.hpp"
 
+#include "announce.hpp"
+
 extern "C" {
 #include "utils/syscache.h"
 #include "access/genam.h"
@@ -167,6 +169,7 @@ void add_history(int64_t id, const std::string &event, const std::optional<std::
       "VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))",
       {spi::p_int8(id), spi::p_text(who), spi::p_text(event), spi::p_text(from), spi::p_text(to),
        spi::p_text(detail)});
+  if (!from || *from != to) announce::change(id, event, from, to, detail);
 }
 
 void set_phase(const Transition &t, const std::string &to, const std::string &detail) {
@@ -183,7 +186,19 @@ void set_backfill_state(const Transition &t, const std::string &to, const std::s
       "UPDATE zdd.transition SET backfill_state = $2, updated_at = pg_catalog.now() "
       "WHERE id OPERATOR(pg_catalog.=) $1",
       {spi::p_int8(t.id), spi::p_text(to)});
+  if (t.backfill_state == "waiting") end_wait(t.id);
   add_history(t.id, "backfill", t.backfill_state, to, detail);
+}
+
+void end_wait(int64_t id) {
+  execute(
+      "UPDATE zdd.transition SET waited = waited OPERATOR(pg_catalog.+) "
+      "(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) waiting_since), "
+      "waiting_since = NULL, wait_reason = NULL, "
+      "backfill_state = CASE WHEN backfill_state OPERATOR(pg_catalog.=) 'waiting' THEN 'running' "
+      "ELSE backfill_state END "
+      "WHERE id OPERATOR(pg_catalog.=) $1 AND waiting_since IS NOT NULL",
+      {spi::p_int8(id)});
 }
 
 }  // namespace zdd::catalog

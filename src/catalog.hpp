@@ -60,6 +60,11 @@ void set_phase(const Transition &t, const std::string &to, const std::string &de
 // writes the history.
 void set_backfill_state(const Transition &t, const std::string &to, const std::string &detail = {});
 
+// Ends transition id's wait for the cluster's health, if it waits: the
+// time waited added to waited, the reason cleared, state 'waiting' back to
+// 'running' (any other state is kept).
+void end_wait(int64_t id);
+
 // Appends one line to zdd.history.
 void add_history(int64_t id, const std::string &event, const std::optional<std::string> &from,
                  const std::string &to, const std::string &detail);

@@ -36,7 +36,8 @@ catalog::Transition steerable(int64_t id) {
 Datum pause(FunctionCallInfo fcinfo) {
   spi::Connection spi;
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
-  if (t.phase != "backfilling" || t.backfill_state != "running") wrong_phase(t, "pause");
+  if (t.phase != "backfilling" || (t.backfill_state != "running" && t.backfill_state != "waiting"))
+    wrong_phase(t, "pause");
   catalog::set_backfill_state(t, "paused", "pause");
   PG_RETURN_VOID();
 }
@@ -63,9 +64,11 @@ Datum resume(FunctionCallInfo fcinfo) {
   const bool startable =
       (t.phase == "expanded" && t.backfill_state == "pending") ||
       (t.phase == "backfilling" &&
-       (t.backfill_state == "paused" || t.backfill_state == "failed" || t.backfill_state == "running"));
+       (t.backfill_state == "paused" || t.backfill_state == "failed" ||
+        t.backfill_state == "running" || t.backfill_state == "waiting"));
   if (!startable) wrong_phase(t, "resume");
-  if (t.backfill_state == "running" && backfill::worker_alive()) {
+  const bool going = t.backfill_state == "running" || t.backfill_state == "waiting";
+  if (going && backfill::worker_alive()) {
     pg_call([&] {
       ereport(NOTICE, (errmsg("zdd: the backfill of transition " INT64_FORMAT " is already running",
                               t.id)));
@@ -82,18 +85,65 @@ std::optional<int> opt_int(FunctionCallInfo fcinfo, int n, const char *name, boo
   return table::check_throttle_value(name, PG_GETARG_INT32(n), zero_ok);
 }
 
-// zdd.throttle(): new throttle values, read by the worker at its next batch.
+// Microseconds in an interval (a month counts 30 days).
+int64_t interval_usecs(const Interval *iv) {
+  return iv->time + int64_t(iv->day) * USECS_PER_DAY + int64_t(iv->month) * 30 * USECS_PER_DAY;
+}
+
+// Reads interval argument n as an optional limit in units of unit_usecs
+// (NULL: unchanged); negative: 22023.
+std::optional<int64_t> opt_interval(FunctionCallInfo fcinfo, int n, const char *name, int64_t unit_usecs) {
+  if (PG_ARGISNULL(n)) return std::nullopt;
+  const int64_t us = interval_usecs(PG_GETARG_INTERVAL_P(n));
+  if (us < 0 || us / unit_usecs > INT_MAX)
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("zdd: {} must be zero or more and under {} {}", name, INT_MAX,
+                            unit_usecs == 1000 ? "ms" : "s"));
+  return us / unit_usecs;
+}
+
+// zdd.throttle(): new throttle values and health limits, read by the
+// worker at its next batch. Every value is checked before anything changes.
 Datum throttle(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "zdd: throttle needs an id");
   const auto batch = opt_int(fcinfo, 1, "batch_size", false);
   const auto pause = opt_int(fcinfo, 2, "pause_ms", true);
   const auto rate = opt_int(fcinfo, 3, "max_rows_per_sec", true);
   const auto target = opt_int(fcinfo, 4, "target_batch_ms", true);
+  const std::optional<std::string> lag_text =
+      PG_ARGISNULL(5) ? std::nullopt : std::optional<std::string>(pg_call([&] {
+        return std::string(text_to_cstring(PG_GETARG_TEXT_PP(5)));
+      }));
+  const auto delay_ms = opt_interval(fcinfo, 6, "max_replica_delay", 1000);
+  const auto backlog = opt_int(fcinfo, 7, "max_archive_backlog", true);
+  std::optional<double> dead;
+  if (!PG_ARGISNULL(8)) {
+    dead = PG_GETARG_FLOAT8(8);
+    if (!(*dead >= 0 && *dead <= 1000))
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  fmt::format("zdd: max_dead_tuples must be a share between 0 and 1000 (got {})", *dead),
+                  {}, "0.5: wait while dead tuples exceed half the live ones; 0: never wait for it.");
+  }
+  std::optional<bool> autovac;
+  if (!PG_ARGISNULL(9)) autovac = PG_GETARG_BOOL(9) != 0;
+  const auto age_s = opt_interval(fcinfo, 10, "max_transaction_age", USECS_PER_SEC);
   spi::Connection spi;
+  std::optional<int64_t> lag;
+  if (lag_text) {
+    auto rows = spi::query("SELECT pg_catalog.pg_size_bytes($1)", {spi::p_text(lag_text)});
+    lag = std::stoll(*rows[0][0]);
+    if (*lag < 0)
+      throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  fmt::format("zdd: max_replica_lag must be zero or more (got {})", *lag_text), {},
+                  "A size such as '100MB'; 0: never wait for replicas.");
+  }
   catalog::Transition t = steerable(PG_GETARG_INT64(0));
   if (t.phase == "completed" || t.phase == "aborted") wrong_phase(t, "throttle");
   auto p = [](const std::optional<int> &v) {
     return v ? spi::p_int4(*v) : spi::Param{INT4OID, std::nullopt};
+  };
+  auto p8 = [](const std::optional<int64_t> &v) {
+    return v ? spi::p_int8(*v) : spi::Param{INT8OID, std::nullopt};
   };
   catalog::execute(
       "UPDATE zdd.transition SET batch_size = COALESCE($2, batch_size), "
@@ -101,19 +151,28 @@ Datum throttle(FunctionCallInfo fcinfo) {
       "max_rows_per_sec = COALESCE($4, max_rows_per_sec), "
       "target_batch_ms = COALESCE($5, target_batch_ms), "
       "batch_size_now = CASE WHEN $2 IS NOT NULL OR $5 IS NOT NULL THEN NULL "
-      "  ELSE batch_size_now END, updated_at = pg_catalog.now() WHERE id = $1",
-      {spi::p_int8(t.id), p(batch), p(pause), p(rate), p(target)});
-  auto show = [](const std::optional<int> &v) { return v ? std::to_string(*v) : std::string("-"); };
-  catalog::add_history(t.id, "backfill", t.backfill_state, t.backfill_state,
-                       fmt::format("throttle: batch_size {}, pause_ms {}, max_rows_per_sec {}, "
+      "  ELSE batch_size_now END, "
+      "max_replica_lag = COALESCE($6, max_replica_lag), "
+      "max_replica_delay_ms = COALESCE($7::pg_catalog.int4, max_replica_delay_ms), "
+      "max_archive_backlog = COALESCE($8, max_archive_backlog), "
+      "max_dead_tuples = COALESCE($9::pg_catalog.float8, max_dead_tuples), "
+      "wait_for_autovacuum = COALESCE($10::pg_catalog.bool, wait_for_autovacuum), "
+      "max_transaction_age_s = COALESCE($11::pg_catalog.int4, max_transaction_age_s), "
+      "updated_at = pg_catalog.now() WHERE id = $1",
+      {spi::p_int8(t.id), p(batch), p(pause), p(rate), p(target), p8(lag), p8(delay_ms), p(backlog),
+       spi::p_text(dead ? std::optional<std::string>(fmt::format("{}", *dead)) : std::nullopt),
+       spi::p_text(autovac ? std::optional<std::string>(*autovac ? "true" : "false") : std::nullopt),
+       p8(age_s)});
+  auto show = [](const auto &v) { return v ? fmt::format("{}", *v) : std::string("-"); };
+  std::string detail = fmt::format("throttle: batch_size {}, pause_ms {}, max_rows_per_sec {}, "
                                    "target_batch_ms {}",
-                                   show(batch), show(pause), show(rate), show(target)));
+                                   show(batch), show(pause), show(rate), show(target));
+  if (lag || delay_ms || backlog || dead || autovac || age_s)
+    detail += fmt::format("; max_replica_lag {}, max_replica_delay_ms {}, max_archive_backlog {}, "
+                          "max_dead_tuples {}, wait_for_autovacuum {}, max_transaction_age_s {}",
+                          show(lag), show(delay_ms), show(backlog), show(dead), show(autovac), show(age_s));
+  catalog::add_history(t.id, "backfill", t.backfill_state, t.backfill_state, detail);
   PG_RETURN_VOID();
-}
-
-// Microseconds in an interval (a month counts 30 days).
-int64_t interval_usecs(const Interval *iv) {
-  return iv->time + int64_t(iv->day) * USECS_PER_DAY + int64_t(iv->month) * 30 * USECS_PER_DAY;
 }
 
 // CALL zdd.wait(id, timeout): polls every 100 ms, COMMITTING between polls

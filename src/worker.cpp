@@ -169,7 +169,7 @@ void wait_for_launcher_xact(TransactionId xid) {
 std::optional<Oid> runnable_role(Oid mine) {
   auto rows = catalog::query(
       "SELECT started_by::pg_catalog.oid FROM zdd.transition "
-      "WHERE phase = 'backfilling' AND backfill_state = 'running' "
+      "WHERE phase = 'backfilling' AND backfill_state IN ('running', 'waiting') "
       "ORDER BY started_by::pg_catalog.oid = $1 DESC, id LIMIT 1",
       {spi::p_oid(mine)});
   if (rows.empty()) return std::nullopt;

@@ -13,10 +13,14 @@ SELECT phase, backfill_state, rows_done, failures FROM zdd.transition WHERE id =
 ALTER EXTENSION zdd UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'zdd';
 SELECT attname FROM pg_attribute WHERE attrelid = 'zdd.transition'::regclass
-  AND attname IN ('next_try_at', 'walk_key', 'walk_end') ORDER BY 1;
+  AND attname IN ('next_try_at', 'walk_key', 'walk_end', 'wait_reason', 'max_replica_lag') ORDER BY 1;
+SELECT pg_get_function_identity_arguments(oid) FROM pg_proc
+WHERE proname = 'throttle' AND pronamespace = 'zdd'::regnamespace ORDER BY 1;
+SELECT has_table_privilege('pg_monitor', 'zdd.metrics', 'SELECT') AS monitor_reads_metrics;
 SELECT polrelid::regclass, polname FROM pg_policy ORDER BY 1;
 SELECT reloptions FROM pg_class WHERE oid = 'zdd.status'::regclass;
 CALL zdd.wait(:id, '60 s');
+SELECT zdd.ready('u', 'surname');
 SELECT zdd.complete(:id);
 SELECT attname FROM pg_attribute WHERE attrelid = 'u'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 \c regression

@@ -50,6 +50,9 @@ const char *arrow() {
 
 }  // namespace
 
+// Reads the row through to_jsonb where a column is new in 0.2.0: a library
+// newer than the SQL objects (before ALTER EXTENSION zdd UPDATE) still
+// announces the changes of 0.1.0's transitions.
 void change(int64_t id, const std::string &event, const std::optional<std::string> &from,
             const std::string &to, const std::string &detail) {
   auto rows = catalog::query(
@@ -57,7 +60,7 @@ void change(int64_t id, const std::string &event, const std::optional<std::strin
       "  'id', t.id, 'table', t.tbl::pg_catalog.text, 'old_column', t.old_column, "
       "  'new_column', t.new_column, 'phase', t.phase, 'state', t.backfill_state, "
       "  'event', $2::pg_catalog.text, 'from', $3::pg_catalog.text, 'to', $4::pg_catalog.text, "
-      "  'reason', t.wait_reason)::pg_catalog.text), "
+      "  'reason', pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'wait_reason')::pg_catalog.text), "
       "t.tbl::pg_catalog.text, t.old_column, t.new_column, t.rows_done, "
       "pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) "
       "  t.backfill_started_at)::pg_catalog.int8 "

@@ -110,14 +110,21 @@ Datum throttle(FunctionCallInfo fcinfo) {
   const auto pause = opt_int(fcinfo, 2, "pause_ms", true);
   const auto rate = opt_int(fcinfo, 3, "max_rows_per_sec", true);
   const auto target = opt_int(fcinfo, 4, "target_batch_ms", true);
-  const std::optional<std::string> lag_text =
-      PG_ARGISNULL(5) ? std::nullopt : std::optional<std::string>(pg_call([&] {
-        return std::string(text_to_cstring(PG_GETARG_TEXT_PP(5)));
-      }));
-  const auto delay_ms = opt_interval(fcinfo, 6, "max_replica_delay", 1000);
-  const auto backlog = opt_int(fcinfo, 7, "max_archive_backlog", true);
+  // 0.1.0's SQL definition (before ALTER EXTENSION zdd UPDATE) passes
+  // only the first five arguments.
+  const bool health_args = PG_NARGS() > 10;
+  std::optional<std::string> lag_text;
+  if (health_args && !PG_ARGISNULL(5))
+    lag_text = pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(5))); });
+  std::optional<int64_t> delay_ms, age_s;
+  std::optional<int> backlog;
+  if (health_args) {
+    delay_ms = opt_interval(fcinfo, 6, "max_replica_delay", 1000);
+    backlog = opt_int(fcinfo, 7, "max_archive_backlog", true);
+    age_s = opt_interval(fcinfo, 10, "max_transaction_age", USECS_PER_SEC);
+  }
   std::optional<double> dead;
-  if (!PG_ARGISNULL(8)) {
+  if (health_args && !PG_ARGISNULL(8)) {
     dead = PG_GETARG_FLOAT8(8);
     if (!(*dead >= 0 && *dead <= 1000))
       throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -125,8 +132,8 @@ Datum throttle(FunctionCallInfo fcinfo) {
                   {}, "0.5: wait while dead tuples exceed half the live ones; 0: never wait for it.");
   }
   std::optional<bool> autovac;
-  if (!PG_ARGISNULL(9)) autovac = PG_GETARG_BOOL(9) != 0;
-  const auto age_s = opt_interval(fcinfo, 10, "max_transaction_age", USECS_PER_SEC);
+  if (health_args && !PG_ARGISNULL(9)) autovac = PG_GETARG_BOOL(9) != 0;
+  const bool limits = lag_text || delay_ms || backlog || dead || autovac || age_s;
   spi::Connection spi;
   std::optional<int64_t> lag;
   if (lag_text) {
@@ -151,23 +158,25 @@ Datum throttle(FunctionCallInfo fcinfo) {
       "max_rows_per_sec = COALESCE($4, max_rows_per_sec), "
       "target_batch_ms = COALESCE($5, target_batch_ms), "
       "batch_size_now = CASE WHEN $2 IS NOT NULL OR $5 IS NOT NULL THEN NULL "
-      "  ELSE batch_size_now END, "
-      "max_replica_lag = COALESCE($6, max_replica_lag), "
-      "max_replica_delay_ms = COALESCE($7::pg_catalog.int4, max_replica_delay_ms), "
-      "max_archive_backlog = COALESCE($8, max_archive_backlog), "
-      "max_dead_tuples = COALESCE($9::pg_catalog.float8, max_dead_tuples), "
-      "wait_for_autovacuum = COALESCE($10::pg_catalog.bool, wait_for_autovacuum), "
-      "max_transaction_age_s = COALESCE($11::pg_catalog.int4, max_transaction_age_s), "
-      "updated_at = pg_catalog.now() WHERE id = $1",
-      {spi::p_int8(t.id), p(batch), p(pause), p(rate), p(target), p8(lag), p8(delay_ms), p(backlog),
-       spi::p_text(dead ? std::optional<std::string>(fmt::format("{}", *dead)) : std::nullopt),
-       spi::p_text(autovac ? std::optional<std::string>(*autovac ? "true" : "false") : std::nullopt),
-       p8(age_s)});
+      "  ELSE batch_size_now END, updated_at = pg_catalog.now() WHERE id = $1",
+      {spi::p_int8(t.id), p(batch), p(pause), p(rate), p(target)});
+  if (limits)
+    catalog::execute(
+        "UPDATE zdd.transition SET max_replica_lag = COALESCE($2, max_replica_lag), "
+        "max_replica_delay_ms = COALESCE($3::pg_catalog.int4, max_replica_delay_ms), "
+        "max_archive_backlog = COALESCE($4, max_archive_backlog), "
+        "max_dead_tuples = COALESCE($5::pg_catalog.float8, max_dead_tuples), "
+        "wait_for_autovacuum = COALESCE($6::pg_catalog.bool, wait_for_autovacuum), "
+        "max_transaction_age_s = COALESCE($7::pg_catalog.int4, max_transaction_age_s) WHERE id = $1",
+        {spi::p_int8(t.id), p8(lag), p8(delay_ms), p(backlog),
+         spi::p_text(dead ? std::optional<std::string>(fmt::format("{}", *dead)) : std::nullopt),
+         spi::p_text(autovac ? std::optional<std::string>(*autovac ? "true" : "false") : std::nullopt),
+         p8(age_s)});
   auto show = [](const auto &v) { return v ? fmt::format("{}", *v) : std::string("-"); };
   std::string detail = fmt::format("throttle: batch_size {}, pause_ms {}, max_rows_per_sec {}, "
                                    "target_batch_ms {}",
                                    show(batch), show(pause), show(rate), show(target));
-  if (lag || delay_ms || backlog || dead || autovac || age_s)
+  if (limits)
     detail += fmt::format("; max_replica_lag {}, max_replica_delay_ms {}, max_archive_backlog {}, "
                           "max_dead_tuples {}, wait_for_autovacuum {}, max_transaction_age_s {}",
                           show(lag), show(delay_ms), show(backlog), show(dead), show(autovac), show(age_s));

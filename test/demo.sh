@@ -4,12 +4,16 @@
 # with a rollback to the old app in the middle; at the end, no row lost.
 # Scene 2: the int primary key of a referenced table becomes bigint under
 # load; inserts after complete get ids past 2^31.
+# Scene 3: a streaming standby falls behind; the backfill waits for it
+# (health) and goes on by itself once it caught up.
 source "$(dirname "$0")/lib.sh"
 zdd_stage
 DIR="$STAGE/demo"
 as_pg mkdir -p "$DIR"
-start_instance "$DIR/data" 55420 "zdd.complete_quiet_period = 8"  # seconds (default 5 min), for a short demo
-trap 'stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
+# complete_quiet_period 8 s (default 5 min) and health_recheck 500 ms
+# (default 5 s), for a short demo
+start_instance "$DIR/data" 55420 "zdd.complete_quiet_period = 8" "zdd.health_recheck = 500"
+trap 'as_pg "$BIN/pg_ctl" -D "$DIR/standby" -m immediate stop >/dev/null 2>&1 || true; stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
 
 ROWS=${DEMO_ROWS:-300000}
 q() { psql -X -A -t -d postgres -c "$1"; }
@@ -163,5 +167,42 @@ echo "sum of amounts as predicted: $OSUM; ids past 2^31: $OMAX"
 SCENE2_OK=0
 [ "$OFAILED" = 0 ] && [ "$OCOUNT" -eq $((ROWS + OTX)) ] && [ "$ICOUNT" -eq $((ROWS + OTX)) ] && [ "$OSUM" = t ] && [ "$OMAX" = t ] && SCENE2_OK=1
 
-check_server_log "$DIR/data/server.log"
-[ "$SCENE1_OK" = 1 ] && [ "$SCENE2_OK" = 1 ]
+# ---------------------------------------------------------------- scene 3
+say "Scene 3 — a standby falls behind: the backfill waits for it, then goes on by itself"
+as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
+echo "port = 55421" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
+as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
+sq() { psql -X -A -t -p 55421 -d postgres -c "$1"; }
+psql -X -q -d postgres <<SQL
+CREATE TABLE events (id bigserial PRIMARY KEY, kind text NOT NULL);
+INSERT INTO events (kind) SELECT 'kind ' || g % 50 FROM generate_series(1, $ROWS) g;
+VACUUM ANALYZE events;
+SQL
+q "SELECT application_name, state FROM pg_stat_replication"
+echo "the standby's replay is paused (a long report query, a slow disk...): SELECT pg_wal_replay_pause()"
+until [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$(q "SELECT pg_current_wal_insert_lsn()")'")" = t ]; do sleep 0.2; done
+sq "SELECT pg_wal_replay_pause()" >/dev/null
+HID=$(q "SELECT zdd.begin_rename('events', 'kind', 'category', batch_size => 1000, pause_ms => 10, start_backfill => false)")
+echo "SELECT zdd.throttle($HID, max_replica_lag => '8MB')  -- default 100MB; small for the demo"
+q "SELECT zdd.throttle($HID, max_replica_lag => '8MB')" >/dev/null
+q "SELECT zdd.resume($HID)" >/dev/null
+until [ "$(q "SELECT backfill_state FROM zdd.transition WHERE id = $HID")" = waiting ]; do sleep 0.2; done
+psql -X -d postgres -c "SELECT id, \"table\", phase, backfill, rows_done, wait_reason, pg_size_pretty(replica_lag_bytes) AS lag FROM zdd.status WHERE id = $HID"
+W0=$(q "SELECT rows_done FROM zdd.transition WHERE id = $HID"); sleep 3
+W1=$(q "SELECT rows_done FROM zdd.transition WHERE id = $HID")
+echo "rows done 3 s later: $W1 (was $W0: nothing written while waiting)"
+psql -X -d postgres -c "SELECT metric, value FROM zdd.metrics WHERE id = $HID AND metric IN ('waiting', 'lag_bytes', 'rows_done')"
+echo "the standby resumes replay: SELECT pg_wal_replay_resume()"
+sq "SELECT pg_wal_replay_resume()" >/dev/null
+psql -X -q -d postgres -c "CALL zdd.wait($HID, '5 min')"
+psql -X -d postgres -c "SELECT id, phase, backfill, rows_done, waited FROM zdd.status WHERE id = $HID"
+echo "the server log (one line per change; apps can LISTEN zdd for the same):"
+grep -o "zdd: transition $HID .*" "$DIR/data/server.log"
+until [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$(q "SELECT pg_current_wal_insert_lsn()")'")" = t ]; do sleep 0.2; done
+HBAD=$(sq "SELECT count(*) FROM events WHERE category IS DISTINCT FROM kind")
+echo "rows out of step on the standby: $HBAD; zdd.ready('events', 'category'): $(q "SELECT zdd.ready('events', 'category')")"
+SCENE3_OK=0
+[ "$W0" = "$W1" ] && [ "$HBAD" = 0 ] && [ "$(q "SELECT phase FROM zdd.transition WHERE id = $HID")" = backfilled ] && SCENE3_OK=1
+
+check_server_log "$DIR/data/server.log" "$DIR/standby/server.log"
+[ "$SCENE1_OK" = 1 ] && [ "$SCENE2_OK" = 1 ] && [ "$SCENE3_OK" = 1 ]

@@ -13,8 +13,9 @@ zdd_stage
 DIR="$STAGE/bench"
 as_pg mkdir -p "$DIR"
 start_instance "$DIR/data" 55440 "shared_buffers = 1GB" "max_wal_size = 4GB" "checkpoint_timeout = 30min" \
-  "synchronous_commit = off" "autovacuum = off" "zdd.complete_quiet_period = 0"
-trap 'stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
+  "synchronous_commit = off" "autovacuum = off" "zdd.complete_quiet_period = 0" \
+  "zdd.max_dead_tuples = 0"
+trap 'as_pg "$BIN/pg_ctl" -D "$DIR/standby" -m immediate stop >/dev/null 2>&1 || true; stop_instance "$DIR/data" >/dev/null 2>&1 || true; zdd_unstage' EXIT
 q() { psql -X -A -t -q -d postgres -c "$1"; }
 ms() { psql -X -A -t -q -d postgres -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
 # median and min-max of the numbers on stdin
@@ -175,7 +176,83 @@ Write path that syncs ($BULK rows; bulk \`UPDATE\` writing the old column, the t
 MD
 )
 }
+
+# ---------------------------------------------------------------- 7. health
+# WAL written by a backfill vs one plain UPDATE of the same rows, and a
+# streaming standby's replay lag (bytes between the primary's insert
+# position and the standby's replay position, sampled every 100 ms)
+# during each. The standby runs on the same machine from pg_basebackup -R.
+lag_sampler() {  # lag_sampler FILE: samples until FILE.stop exists
+  : > "$1"
+  while [ ! -f "$1.stop" ]; do
+    q "SELECT COALESCE(max(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), replay_lsn)), 0)::bigint FROM pg_stat_replication" >> "$1"
+    sleep 0.1
+  done
+}
+caught_up() {  # waits until the standby replayed everything written so far
+  local target; target=$(q "SELECT pg_current_wal_insert_lsn()")
+  until [ "$(q "SELECT bool_and(replay_lsn >= '$target') FROM pg_stat_replication")" = t ]; do sleep 0.1; done
+}
+mb() { awk '{printf "%.1f", $1 / 1048576}'; }
+lag_stats() {  # median and max of a sample file, in MB
+  echo "$(sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' | mb) / $(sort -n "$1" | tail -1 | mb)"
+}
+health_section() {
+as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
+echo "port = 55441" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
+as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
+psql -X -q -d postgres <<SQL
+CREATE TABLE hw_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO hw_zdd SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
+CREATE TABLE hw_plain (LIKE hw_zdd INCLUDING ALL);
+INSERT INTO hw_plain SELECT * FROM hw_zdd;
+ALTER TABLE hw_plain ADD COLUMN surname text;
+VACUUM ANALYZE hw_zdd, hw_plain;
+SQL
+local l0 l1 sp id
+caught_up; q "CHECKPOINT"; caught_up
+l0=$(q "SELECT pg_current_wal_insert_lsn()")
+rm -f "$DIR/lag_plain.txt.stop"; lag_sampler "$DIR/lag_plain.txt" & sp=$!
+HW_PLAIN_MS=$(ms "UPDATE hw_plain SET surname = lastname")
+l1=$(q "SELECT pg_current_wal_insert_lsn()")
+caught_up; touch "$DIR/lag_plain.txt.stop"; wait $sp
+HW_WAL_PLAIN=$(q "SELECT pg_wal_lsn_diff('$l1', '$l0')::bigint")
+q "CHECKPOINT"; caught_up
+l0=$(q "SELECT pg_current_wal_insert_lsn()")
+rm -f "$DIR/lag_zdd.txt.stop"; lag_sampler "$DIR/lag_zdd.txt" & sp=$!
+id=$(q "SELECT zdd.begin_rename('hw_zdd', 'lastname', 'surname')")
+q "CALL zdd.wait($id, '60 min')" >/dev/null
+l1=$(q "SELECT pg_current_wal_insert_lsn()")
+caught_up; touch "$DIR/lag_zdd.txt.stop"; wait $sp
+HW_WAL_ZDD=$(q "SELECT pg_wal_lsn_diff('$l1', '$l0')::bigint")
+HW_ZDD_S=$(q "SELECT extract(epoch FROM backfill_finished_at - backfill_started_at)::numeric(10,1) FROM zdd.transition WHERE id = $id")
+HW_WAITS=$(q "SELECT count(*) FROM zdd.history WHERE transition_id = $id AND to_state = 'waiting'")
+HW_STANDBY_OFF=$(psql -X -A -t -q -p 55441 -d postgres -c "SELECT count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) FROM hw_zdd")
+R_HW_WAL=$(ratio "$HW_WAL_ZDD" "$HW_WAL_PLAIN")
+HW_LAG_PLAIN=$(lag_stats "$DIR/lag_plain.txt"); HW_LAG_ZDD=$(lag_stats "$DIR/lag_zdd.txt")
+R_HW_LAG=$(ratio "$(sort -n "$DIR/lag_zdd.txt" | tail -1)" "$(sort -n "$DIR/lag_plain.txt" | tail -1)")
+as_pg "$BIN/pg_ctl" -D "$DIR/standby" -m fast -w stop >/dev/null
+echo "health done: WAL zdd $HW_WAL_ZDD plain $HW_WAL_PLAIN; lag zdd $HW_LAG_ZDD plain $HW_LAG_PLAIN MB"
+HEALTH_MD=$(cat <<MD
+## 7. WAL and a standby's replay lag ($BIG rows, a streaming standby on the same machine)
+
+| | plain \`UPDATE t SET surname = lastname\` | zdd backfill at the default throttle (batch 500, pause 25 ms, zdd.max_replica_lag 100MB) |
+|---|---|---|
+| duration | $(awk -v m="$HW_PLAIN_MS" 'BEGIN{printf "%.1f", m/1000}') s | ${HW_ZDD_S} s (backfill, verify, twins) |
+| WAL written | $(echo "$HW_WAL_PLAIN" | mb) MB | $(echo "$HW_WAL_ZDD" | mb) MB — ratio $R_HW_WAL |
+| standby replay lag, median / max of 100 ms samples | $HW_LAG_PLAIN MB | $HW_LAG_ZDD MB — max ratio $R_HW_LAG |
+| health waits during the backfill | | $HW_WAITS |
+| rows out of step on the standby afterwards | | $HW_STANDBY_OFF |
+MD
+)
+}
 verdict() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
+if [ -n "${ZDD_BENCH_ONLY_HEALTH:-}" ]; then
+  q "CREATE EXTENSION zdd"
+  health_section
+  echo "$HEALTH_MD"
+  exit 0
+fi
 if [ -n "${ZDD_BENCH_ONLY_RETYPE:-}" ]; then
   q "CREATE EXTENSION zdd"
   retype_section
@@ -375,6 +452,7 @@ if [ -n "${ZDD_BENCH_SCALE:-}" ]; then
 fi
 
 retype_section
+health_section
 
 # ---------------------------------------------------------------- results
 cat > "$OUT_DIR/RESULTS.md" <<MD
@@ -383,7 +461,8 @@ cat > "$OUT_DIR/RESULTS.md" <<MD
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB
 - PostgreSQL: $(q "SELECT version()" | cut -d, -f1)
 - Reproduce: \`make bench\` (rounds: $ROUNDS, interleaved; figures are median (min–max)).
-  Settings: shared_buffers 1GB, synchronous_commit off, autovacuum off.
+  Settings: shared_buffers 1GB, synchronous_commit off, autovacuum off (so zdd.max_dead_tuples = 0:
+  with no vacuum, the dead-tuple signal would hold a backfill forever).
 
 ## 1. Write path of the sync trigger ($BULK rows)
 
@@ -436,5 +515,7 @@ Upper bound: duration of the autocommit statement that takes the lock.
 $SCALE_LINE
 
 $RETYPE_MD
+
+$HEALTH_MD
 MD
 cat "$OUT_DIR/RESULTS.md"

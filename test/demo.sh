@@ -20,7 +20,7 @@ q() { psql -X -A -t -d postgres -c "$1"; }
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 status() {
   psql -X -d postgres -c "SELECT id, \"table\", old_column || ' → ' || new_column AS change, phase,
-    backfill, pass, rows_done, rows_total, percent, rows_per_sec, eta FROM zdd.status"
+    backfill, pass, rows_done, rows_total, percent, rows_per_sec, eta, wait_reason FROM zdd.status"
 }
 
 # Each app version is a pgbench script: updates and inserts. A value is
@@ -100,10 +100,15 @@ q "SELECT count(*) || ' rows out of step' FROM customer WHERE surname IS DISTINC
 psql -X -d postgres -c '\d customer'
 
 say "Step 5 — db 2.0.3: SELECT zdd.complete($ID) while app 2.2.4 keeps writing"
+echo "a forgotten instance of app 2.2.2 still writes lastname for 2 s..."
+app 2.2.2 2
+sleep 3
 echo "complete refuses while an app still wrote lastname within zdd.complete_quiet_period (8 s here):"
 psql -X -d postgres -c "SELECT id, old_writes, new_writes, last_old_write::time(0), last_new_write::time(0) FROM zdd.status WHERE id = $ID"
 psql -X -d postgres -c "SELECT zdd.complete($ID)" 2>&1 || true
-until psql -X -q -d postgres -c "SELECT zdd.complete($ID)" >/dev/null 2>&1; do sleep 1; done
+until [ "$(q "SELECT phase FROM zdd.transition WHERE id = $ID")" = completed ]; do
+  psql -X -q -d postgres -c "SELECT zdd.complete($ID)" >/dev/null 2>&1 || sleep 1
+done
 echo "... and completes once the old app has been quiet for 8 s:"
 psql -X -d postgres -c "SELECT id, phase FROM zdd.status WHERE id = $ID"
 # app 2.2.4 runs on after complete until its 30 s are over (its pgbench
@@ -170,9 +175,16 @@ SCENE2_OK=0
 # ---------------------------------------------------------------- scene 3
 say "Scene 3 — a standby falls behind: the backfill waits for it, then goes on by itself"
 as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
-echo "port = 55421" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
+printf "port = 55421\ncluster_name = 'standby1'\n" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
 as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
 sq() { psql -X -A -t -p 55421 -d postgres -c "$1"; }
+# bounded wait: until_true SECONDS COMMAND... (fails the demo when it never holds)
+until_true() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -lt $end ] || { echo "timed out waiting for: $*"; exit 1; }; sleep 0.2; done
+}
+standby_caught_up() { [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$(q "SELECT pg_current_wal_insert_lsn()")'")" = t ]; }
+is_waiting() { [ "$(q "SELECT backfill_state FROM zdd.transition WHERE id = $HID")" = waiting ]; }
 psql -X -q -d postgres <<SQL
 CREATE TABLE events (id bigserial PRIMARY KEY, kind text NOT NULL);
 INSERT INTO events (kind) SELECT 'kind ' || g % 50 FROM generate_series(1, $ROWS) g;
@@ -180,13 +192,13 @@ VACUUM ANALYZE events;
 SQL
 q "SELECT application_name, state FROM pg_stat_replication"
 echo "the standby's replay is paused (a long report query, a slow disk...): SELECT pg_wal_replay_pause()"
-until [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$(q "SELECT pg_current_wal_insert_lsn()")'")" = t ]; do sleep 0.2; done
+until_true 60 standby_caught_up
 sq "SELECT pg_wal_replay_pause()" >/dev/null
 HID=$(q "SELECT zdd.begin_rename('events', 'kind', 'category', batch_size => 1000, pause_ms => 10, start_backfill => false)")
 echo "SELECT zdd.throttle($HID, max_replica_lag => '8MB')  -- default 100MB; small for the demo"
 q "SELECT zdd.throttle($HID, max_replica_lag => '8MB')" >/dev/null
 q "SELECT zdd.resume($HID)" >/dev/null
-until [ "$(q "SELECT backfill_state FROM zdd.transition WHERE id = $HID")" = waiting ]; do sleep 0.2; done
+until_true 60 is_waiting
 psql -X -d postgres -c "SELECT id, \"table\", phase, backfill, rows_done, wait_reason, pg_size_pretty(replica_lag_bytes) AS lag FROM zdd.status WHERE id = $HID"
 W0=$(q "SELECT rows_done FROM zdd.transition WHERE id = $HID"); sleep 3
 W1=$(q "SELECT rows_done FROM zdd.transition WHERE id = $HID")
@@ -198,7 +210,7 @@ psql -X -q -d postgres -c "CALL zdd.wait($HID, '5 min')"
 psql -X -d postgres -c "SELECT id, phase, backfill, rows_done, waited FROM zdd.status WHERE id = $HID"
 echo "the server log (one line per change; apps can LISTEN zdd for the same):"
 grep -o "zdd: transition $HID .*" "$DIR/data/server.log"
-until [ "$(sq "SELECT pg_last_wal_replay_lsn() >= '$(q "SELECT pg_current_wal_insert_lsn()")'")" = t ]; do sleep 0.2; done
+until_true 60 standby_caught_up
 HBAD=$(sq "SELECT count(*) FROM events WHERE category IS DISTINCT FROM kind")
 echo "rows out of step on the standby: $HBAD; zdd.ready('events', 'category'): $(q "SELECT zdd.ready('events', 'category')")"
 SCENE3_OK=0

@@ -199,7 +199,7 @@ lag_stats() {  # median and max of a sample file, in MB
 }
 health_section() {
 as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
-echo "port = 55441" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
+printf "port = 55441\ncluster_name = 'standby1'\n" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
 as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
 psql -X -q -d postgres <<SQL
 CREATE TABLE hw_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);

@@ -99,6 +99,32 @@ Node *transform(const char *label, const char *text, const char *from_name, Node
   return coerced;
 }
 
+// The call of a conversion that is one function over the source value
+// (argument 0, under relabelings) and constants, set up once: nullptr for
+// anything else (the expression interpreter runs it).
+FunctionCallInfo direct_call(Node *core) {
+  if (!IsA(core, FuncExpr)) return nullptr;
+  FuncExpr *fe = castNode(FuncExpr, core);
+  const int nargs = list_length(fe->args);
+  if (fe->funcretset || nargs < 1 || nargs > FUNC_MAX_ARGS) return nullptr;
+  Node *first = static_cast<Node *>(linitial(fe->args));
+  while (IsA(first, RelabelType)) first = reinterpret_cast<Node *>(castNode(RelabelType, first)->arg);
+  if (!IsA(first, Param)) return nullptr;
+  for (int i = 1; i < nargs; ++i)
+    if (!IsA(list_nth(fe->args, i), Const) || castNode(Const, list_nth(fe->args, i))->constisnull)
+      return nullptr;
+  auto *flinfo = static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo)));
+  fmgr_info(fe->funcid, flinfo);
+  auto fcinfo = static_cast<FunctionCallInfo>(palloc0(SizeForFunctionCallInfo(nargs)));
+  InitFunctionCallInfoData(*fcinfo, flinfo, nargs, fe->inputcollid, nullptr, nullptr);
+  for (int i = 1; i < nargs; ++i) {
+    Const *c = castNode(Const, list_nth(fe->args, i));
+    fcinfo->args[i].value = c->constvalue;
+    fcinfo->args[i].isnull = c->constisnull;
+  }
+  return fcinfo;
+}
+
 // Compiles one direction into d (in the current memory context). text
 // empty: the assignment cast (or nothing between equal types).
 void compile_direction(Direction *d, const char *label, const char *text, const char *from_name,
@@ -133,6 +159,7 @@ void compile_direction(Direction *d, const char *label, const char *text, const 
   const bool identity = IsA(core, Param) && get_typlen(from_type) == get_typlen(to_type) &&
                         get_typbyval(from_type) == get_typbyval(to_type);
   d->expr = identity ? nullptr : ExecInitExpr(planned, nullptr);
+  d->direct = identity ? nullptr : direct_call(core);
   d->params = makeParamList(1);
   d->params->numParams = 1;
   d->params->params[0].ptype = from_type;
@@ -150,11 +177,27 @@ Datum run(Direction *d, Datum v, bool isnull, bool *rnull) {
     *rnull = isnull;
     return v;
   }
-  d->params->params[0].value = v;
-  d->params->params[0].isnull = isnull;
   ErrorContextCallback cb{error_context_stack, eval_context, d};
   error_context_stack = &cb;
-  Datum r = ExecEvalExprSwitchContext(d->expr, d->econtext, rnull);
+  Datum r;
+  if (FunctionCallInfo f = d->direct) {
+    if (isnull && f->flinfo->fn_strict) {
+      error_context_stack = cb.previous;
+      *rnull = true;
+      return 0;
+    }
+    f->args[0].value = v;
+    f->args[0].isnull = isnull;
+    f->isnull = false;
+    MemoryContext old = MemoryContextSwitchTo(d->econtext->ecxt_per_tuple_memory);
+    r = FunctionCallInvoke(f);
+    MemoryContextSwitchTo(old);
+    *rnull = f->isnull;
+  } else {
+    d->params->params[0].value = v;
+    d->params->params[0].isnull = isnull;
+    r = ExecEvalExprSwitchContext(d->expr, d->econtext, rnull);
+  }
   error_context_stack = cb.previous;
   return r;
 }

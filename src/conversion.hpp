@@ -35,6 +35,11 @@ struct Direction {
   ExprContext *econtext;  // per-row memory; its param list holds the input
   ParamListInfo params;
   const char *from_name, *to_name;  // for the error context
+  // Set when the conversion is one function over the source value and
+  // constants (a cast such as int4 → int8, a length coercion): called
+  // directly, argument 0 the source value, without the expression
+  // interpreter's steps. expr is still compiled (and unused).
+  FunctionCallInfo direct;
 };
 
 // A compiled conversion (see the file comment).

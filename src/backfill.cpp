@@ -6,8 +6,10 @@
 //   backfill  visit every row in key order, write new := up(old) where
 //             the row is not in step (zdd.in_step / zdd.up: the conversion
 //             core the sync trigger uses);
-//   verify    the same walk again; rows still out of step (written with
-//             the trigger bypassed) are fixed and counted in verify_fixed;
+//   verify    the same walk again, reading each batch's rows once
+//             (keyset_check); rows still out of step (written with the
+//             trigger bypassed) are fixed by a writing batch over that
+//             range and counted in verify_fixed;
 //   twins     twins::build() outside any transaction, then phase
 //             'backfilled', backfill_state 'done'.
 // Rows written by the apps after begin_rename committed went through the
@@ -321,6 +323,43 @@ struct Step {
   std::optional<std::string> next_cursor;  // nullopt: the pass is finished
 };
 
+// The verify pass's read of one keyset batch: the batch's rows (as
+// keyset_batch chooses them) and how many are out of step, in one index
+// range scan and without writing. Only when some are does the pass run
+// the writing batch over the same range (keyset_batch), so the verify pass
+// of a table in step reads each row once.
+std::optional<Step> keyset_check(const Job &j, const Key &k, int limit) {
+  const std::string rel = spi::qualified_relation(j.relid);
+  const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
+  const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
+  const std::string sql = fmt::format(
+      "WITH zdd_b AS MATERIALIZED (SELECT {tcols}, NOT {in_step} AS zdd_off FROM ONLY {rel} zdd_t "
+      "WHERE {after}{toend} ORDER BY {asc} LIMIT $2), "
+      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
+      "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
+      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), "
+      "(SELECT pg_catalog.count(*) FROM zdd_b WHERE zdd_b.zdd_off), "
+      "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
+      "(SELECT {same} FROM zdd_l, zdd_c)",
+      fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
+      fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
+      fmt::arg("asc", order_by(k, t, false)),
+      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("larr", text_array(l)),
+      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))),
+      fmt::arg("in_step", conversion_call(j, "in_step", "zdd_t", 4)));
+  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
+                               spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
+                               spi::p_text(j.down)});
+  if (std::stoll(*rows[0][1]) > 0) return std::nullopt;  // some rows to fix: write
+  Step s;
+  s.visited = std::stoll(*rows[0][0]);
+  if (s.visited > 0) {
+    if (!rows[0][3] || *rows[0][3] != "t") no_round_trip(rel, rows[0][2]);
+    s.next_cursor = rows[0][2];
+  }
+  return s;
+}
+
 // One keyset batch: up to limit rows after the cursor and up to the pass's
 // end. zdd_b holds the batch's keys (in key order), zdd_l its last key,
 // then one UPDATE over the key range (cursor, last]: a range scan of the
@@ -388,6 +427,22 @@ Step ctid_batch(const Job &j, int limit) {
   const int64_t end = page + pages;
   const std::string lo = fmt::format("({},0)", page), hi = fmt::format("({},0)", end);
   const std::string range = "t.ctid >= $1::pg_catalog.tid AND t.ctid < $2::pg_catalog.tid";
+  s.next_cursor = fmt::format("{{{},{}}}", end, nblocks);
+  if (j.pass == "verify") {
+    // The verify pass reads the range once and writes only when some row
+    // is out of step (see keyset_check).
+    auto check = spi::query(
+        fmt::format("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT {in_step}) "
+                    "FROM ONLY {rel} t WHERE {range}",
+                    fmt::arg("rel", rel), fmt::arg("range", range),
+                    fmt::arg("in_step", conversion_call(j, "in_step", "t", 3))),
+        {spi::p_text(lo), spi::p_text(hi), spi::p_text(j.old_column), spi::p_text(j.new_column),
+         spi::p_text(j.up), spi::p_text(j.down)});
+    if (std::stoll(*check[0][1]) == 0) {
+      s.visited = std::stoll(*check[0][0]);
+      return s;
+    }
+  }
   auto rows = spi::query(
       fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {newc} = {up} WHERE {range} "
                   "AND NOT {in_step} RETURNING 1) "
@@ -400,7 +455,6 @@ Step ctid_batch(const Job &j, int limit) {
        spi::p_text(j.up), spi::p_text(j.down)});
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
-  s.next_cursor = fmt::format("{{{},{}}}", end, nblocks);
   return s;
 }
 
@@ -499,7 +553,10 @@ Step run_walk_step(Job &j, int limit) {
   });
   quiet_triggers::Scope quiet(j.relid);
   Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
-    return is_ctid_walk(*j.walk_key) ? ctid_batch(j, limit) : keyset_batch(j, k, limit);
+    if (is_ctid_walk(*j.walk_key)) return ctid_batch(j, limit);
+    if (j.pass == "verify")
+      if (std::optional<Step> clean = keyset_check(j, k, limit)) return *clean;
+    return keyset_batch(j, k, limit);
   });
   pg_call([&] { AtEOXact_GUC(true, level); });
   return s;

@@ -7,7 +7,7 @@
 //             the row is not in step (zdd.in_step / zdd.up: the conversion
 //             core the sync trigger uses);
 //   verify    the same walk again, reading each batch's rows once
-//             (keyset_check); rows still out of step (written with the
+//             (keyset_batch without write); rows still out of step (written with the
 //             trigger bypassed) are fixed by a writing batch over that
 //             range and counted in verify_fixed;
 //   twins     twins::build() outside any transaction, then phase
@@ -323,78 +323,52 @@ struct Step {
   std::optional<std::string> next_cursor;  // nullopt: the pass is finished
 };
 
-// The verify pass's read of one keyset batch: the batch's rows (as
-// keyset_batch chooses them) and how many are out of step, in one index
-// range scan and without writing. Only when some are does the pass run
-// the writing batch over the same range (keyset_batch), so the verify pass
-// of a table in step reads each row once.
-std::optional<Step> keyset_check(const Job &j, const Key &k, int limit) {
-  const std::string rel = spi::qualified_relation(j.relid);
-  const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
-  const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
-  const std::string sql = fmt::format(
-      "WITH zdd_b AS MATERIALIZED (SELECT {tcols}, NOT {in_step} AS zdd_off FROM ONLY {rel} zdd_t "
-      "WHERE {after}{toend} ORDER BY {asc} LIMIT $2), "
-      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
-      "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
-      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), "
-      "(SELECT pg_catalog.count(*) FROM zdd_b WHERE zdd_b.zdd_off), "
-      "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
-      "(SELECT {same} FROM zdd_l, zdd_c)",
-      fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
-      fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
-      fmt::arg("asc", order_by(k, t, false)),
-      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("larr", text_array(l)),
-      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))),
-      fmt::arg("in_step", conversion_call(j, "in_step", "zdd_t", 4)));
-  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
-                               spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
-                               spi::p_text(j.down)});
-  if (std::stoll(*rows[0][1]) > 0) return std::nullopt;  // some rows to fix: write
-  Step s;
-  s.visited = std::stoll(*rows[0][0]);
-  if (s.visited > 0) {
-    if (!rows[0][3] || *rows[0][3] != "t") no_round_trip(rel, rows[0][2]);
-    s.next_cursor = rows[0][2];
-  }
-  return s;
-}
-
 // One keyset batch: up to limit rows after the cursor and up to the pass's
-// end. zdd_b holds the batch's keys (in key order), zdd_l its last key,
-// then one UPDATE over the key range (cursor, last]: a range scan of the
-// primary key index, never a join against the whole table. zdd_b and the
-// UPDATE see the same snapshot, so they cover the same rows.
-Step keyset_batch(const Job &j, const Key &k, int limit) {
+// end. zdd_b holds the batch's keys (in key order), zdd_l its last key.
+// With write, one UPDATE over the key range (cursor, last] writes the rows
+// out of step: a range scan of the primary key index, never a join
+// against the whole table; zdd_b and the UPDATE see the same snapshot, so
+// they cover the same rows. Without write (the verify pass's first look),
+// zdd_b also counts the rows out of step and nothing is written: a range
+// in step is read once. Returns nullopt when a read found rows to fix
+// (the caller then runs the writing batch over the same range).
+std::optional<Step> keyset_batch(const Job &j, const Key &k, int limit, bool write) {
   const std::string rel = spi::qualified_relation(j.relid);
   const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
   std::vector<std::string> upto;
   for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
   const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
+  const std::string in_step = conversion_call(j, "in_step", "zdd_t", 4);
   const std::string sql = fmt::format(
-      "WITH zdd_b AS MATERIALIZED (SELECT {tcols} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
+      "WITH zdd_b AS MATERIALIZED (SELECT {tcols}{off} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
       "ORDER BY {asc} LIMIT $2), "
-      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), "
-      "zdd_u AS (UPDATE ONLY {rel} zdd_t SET {newc} = {up} WHERE {after}{upto} "
-      "AND NOT {in_step} RETURNING 1), "
+      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), {update}"
       "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
-      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), (SELECT pg_catalog.count(*) FROM zdd_u), "
+      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), {written}, "
       "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
       "(SELECT {same} FROM zdd_l, zdd_c)",
       fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
+      fmt::arg("off", write ? "" : ", NOT " + in_step + " AS zdd_off"),
       fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
       fmt::arg("asc", order_by(k, t, false)),
-      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)), fmt::arg("upto", compare(k, t, upto, false)),
+      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)),
+      fmt::arg("update",
+               write ? fmt::format("zdd_u AS (UPDATE ONLY {} zdd_t SET {} = {} WHERE {}{} AND NOT {} "
+                                   "RETURNING 1), ",
+                                   rel, spi::ident(j.new_column), conversion_call(j, "up", "zdd_t", 4),
+                                   after, compare(k, t, upto, false), in_step)
+                     : std::string()),
+      fmt::arg("written", write ? "(SELECT pg_catalog.count(*) FROM zdd_u)"
+                                : "(SELECT pg_catalog.count(*) FROM zdd_b WHERE zdd_b.zdd_off)"),
       fmt::arg("larr", text_array(l)),
-      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))),
-      fmt::arg("in_step", conversion_call(j, "in_step", "zdd_t", 4)),
-      fmt::arg("newc", spi::ident(j.new_column)), fmt::arg("up", conversion_call(j, "up", "zdd_t", 4)));
+      fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))));
   auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
                                spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
                                spi::p_text(j.down)});
   Step s;
   s.visited = std::stoll(*rows[0][0]);
   s.written = std::stoll(*rows[0][1]);
+  if (!write && s.written > 0) return std::nullopt;
   if (s.visited > 0) {
     if (!rows[0][3] || *rows[0][3] != "t") no_round_trip(rel, rows[0][2]);
     s.next_cursor = rows[0][2];
@@ -430,7 +404,7 @@ Step ctid_batch(const Job &j, int limit) {
   s.next_cursor = fmt::format("{{{},{}}}", end, nblocks);
   if (j.pass == "verify") {
     // The verify pass reads the range once and writes only when some row
-    // is out of step (see keyset_check).
+    // is out of step (as keyset_batch without write).
     auto check = spi::query(
         fmt::format("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT {in_step}) "
                     "FROM ONLY {rel} t WHERE {range}",
@@ -555,8 +529,8 @@ Step run_walk_step(Job &j, int limit) {
   Step s = catalog::as_role(catalog::table_owner(j.relid), [&] {
     if (is_ctid_walk(*j.walk_key)) return ctid_batch(j, limit);
     if (j.pass == "verify")
-      if (std::optional<Step> clean = keyset_check(j, k, limit)) return *clean;
-    return keyset_batch(j, k, limit);
+      if (std::optional<Step> clean = keyset_batch(j, k, limit, false)) return *clean;
+    return *keyset_batch(j, k, limit, true);
   });
   pg_call([&] { AtEOXact_GUC(true, level); });
   return s;

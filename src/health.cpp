@@ -52,13 +52,42 @@ std::string walsender_name(int pid) {
   return fmt::format("walsender {}", pid);
 }
 
+// Since when each walsender's replay position has not moved (this
+// process's own record, kept across batches): PostgreSQL's replay_lag
+// keeps its last value while replay is stopped, so a paused standby
+// would look fine by it.
+struct Replay {
+  pid_t pid;
+  XLogRecPtr apply;
+  bool behind;        // WAL past apply waited to be replayed at the last look
+  TimestampTz since;  // first look at which it stood at apply, behind
+};
+std::vector<Replay> replays;
+
+// How long walsender pid's replay position has stood at apply while WAL
+// waited to be replayed (behind: the insert position is past it), in ms,
+// as far as this process's looks tell: counted from the first look that
+// found it behind at apply.
+int64_t stuck_ms(pid_t pid, XLogRecPtr apply, bool behind, TimestampTz now) {
+  for (Replay &p : replays)
+    if (p.pid == pid) {
+      if (p.apply != apply || !behind || !p.behind) p = {pid, apply, behind, now};
+      return (now - p.since) / 1000;
+    }
+  if (replays.size() >= 64) replays.clear();  // walsenders come and go
+  replays.push_back({pid, apply, behind, now});
+  return 0;
+}
+
 // Replica lag: bytes between the WAL insert position and each streaming
-// standby's (or subscriber's) replay position; and the replay delay the
-// standby reports, counted only while it has not replayed everything (an
-// idle primary's last delay reading is stale, its positions are not).
-// Spinlocks are held only to copy plain values.
+// standby's (or subscriber's) replay position; and its replay delay,
+// counted only while it has not replayed everything (an idle primary's
+// last delay reading is stale, its positions are not): the delay the
+// standby reports (replay_lag), or how long its replay position has not
+// moved, whichever is longer. Spinlocks are held only to copy plain values.
 void replicas(const Limits &l, XLogRecPtr now, Reading &r) {
   if (WalSndCtl == nullptr) return;
+  const TimestampTz clock = GetCurrentTimestamp();
   for (int i = 0; i < max_wal_senders; ++i) {
     WalSnd *w = &WalSndCtl->walsnds[i];
     SpinLockAcquire(&w->mutex);
@@ -72,12 +101,13 @@ void replicas(const Limits &l, XLogRecPtr now, Reading &r) {
       continue;
     const int64_t lag = now > apply ? int64_t(now - apply) : 0;
     r.lag_bytes = std::max(r.lag_bytes, lag);
+    const int64_t delay_ms = std::max<int64_t>(delay / 1000, stuck_ms(pid, apply, lag > 0, clock));
     if (r.reason) continue;
     if (l.replica_lag_bytes > 0 && lag > l.replica_lag_bytes)
       r.reason = fmt::format("replica lag {} > {} on {}", pretty_bytes(lag),
                              pretty_bytes(l.replica_lag_bytes), walsender_name(pid));
-    else if (l.replica_delay_ms > 0 && lag > 0 && delay / 1000 > l.replica_delay_ms)
-      r.reason = fmt::format("replica delay {} ms > {} ms on {}", delay / 1000, l.replica_delay_ms,
+    else if (l.replica_delay_ms > 0 && lag > 0 && delay_ms > l.replica_delay_ms)
+      r.reason = fmt::format("replica delay {} ms > {} ms on {}", delay_ms, l.replica_delay_ms,
                              walsender_name(pid));
   }
 }

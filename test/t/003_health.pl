@@ -124,6 +124,22 @@ is($standby->safe_psql('postgres',
 	"SELECT count(*) || ' ' || count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) FROM r"),
 	"$n 0", 'replica: every row in step on the standby');
 
+# ---- 1b. a standby whose replay stands still: the delay signal ----
+# (replay_lag keeps its last value while replay is paused; zdd also
+# counts how long the replay position has not moved)
+$n = 50000;
+$id = table_with_transition('rd', $n);
+$primary->safe_psql('postgres',
+	"SELECT zdd.throttle($id, max_replica_lag => '0', max_replica_delay => '1 s')");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+$primary->safe_psql('postgres', "SELECT zdd.resume($id)");
+waits_and_writes_nothing($id, 'rd', 'replay delay');
+like(status($id, 'wait_reason'), qr/^replica delay \d+ ms > 1000 ms on standby$/,
+	'replay delay: the reason names the delay, the limit and the standby');
+$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+finishes_in_step($id, 'rd', $n, 'replay delay');
+
 # ---- 2. autovacuum running on the table ----
 $n = 200000;
 $id = table_with_transition('av', $n);

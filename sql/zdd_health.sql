@@ -178,6 +178,21 @@ SELECT zdd.throttle(:o, batch_size => 1000, pause_ms => 0);
 CALL zdd.wait(:o, '60 s');
 SELECT count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) AS out_of_step FROM old;
 
+-- 8. abort while waiting ends the wait (no reason left, the time counted)
+CREATE TABLE ab (id int PRIMARY KEY, lastname text NOT NULL);
+INSERT INTO ab SELECT g, 'n' || g FROM generate_series(1, 2000) g;
+SELECT zdd.begin_rename('ab', 'lastname', 'surname', batch_size => 10, pause_ms => 100,
+                        start_backfill => false) AS a \gset
+SELECT zdd.throttle(:a, max_transaction_age => '1 s');
+SELECT zdd.resume(:a);
+BEGIN;
+SELECT wait_for(:a, $$backfill_state = 'waiting'$$);
+SELECT zdd.abort(:a);
+COMMIT;
+SELECT phase, backfill_state, wait_reason, waiting_since, waited > interval '0' AS waited
+FROM zdd.transition WHERE id = :a;
+SELECT backfill, wait_reason FROM zdd.status WHERE id = :a;
+
 ALTER SYSTEM RESET zdd.health_recheck;
 SELECT pg_reload_conf();
 \c regression

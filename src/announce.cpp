@@ -4,6 +4,8 @@
 
 #include "catalog.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "mb/pg_wchar.h"
 }
@@ -23,7 +25,7 @@ bool callbacks_registered = false;
 
 // At commit, writes the queued lines; at abort (or PREPARE, whose outcome
 // is not known here), drops them.
-void on_xact(XactEvent event, void *) {
+void on_xact(XactEvent event, void *) noexcept {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
     for (const Line &l : pending) ereport(LOG, (errmsg_internal("%s", l.text.c_str()), errhidestmt(true)));
     pending.clear();
@@ -35,12 +37,13 @@ void on_xact(XactEvent event, void *) {
 
 // A rolled-back subtransaction takes its lines (and those of the
 // subtransactions it contained, which have larger ids) with it.
-void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId, void *) {
+// Filters in place: nothing here allocates, so nothing can throw into
+// PostgreSQL's abort path.
+void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId, void *) noexcept {
   if (event != SUBXACT_EVENT_ABORT_SUB) return;
-  std::vector<Line> kept;
-  for (Line &l : pending)
-    if (l.sub < sub) kept.push_back(std::move(l));
-  pending.swap(kept);
+  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                               [sub](const Line &l) { return l.sub >= sub; }),
+                pending.end());
 }
 
 // The arrow of the LOG lines: → when the database's encoding can hold it.

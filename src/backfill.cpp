@@ -568,8 +568,10 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
   const bool counts = !transient(e.sqlstate);
   long backoff = 0;
   in_own_transaction([&] {
-    auto cur = catalog::query("SELECT failures FROM zdd.transition WHERE id = $1", {spi::p_int8(id)});
+    auto cur = catalog::query("SELECT failures, backfill_state FROM zdd.transition WHERE id = $1",
+                              {spi::p_int8(id)});
     const int failures = cur.empty() ? 0 : std::stoi(*cur[0][0]) + (counts ? 1 : 0);
+    const std::string from = cur.empty() ? std::string("running") : *cur[0][1];
     backoff = failure_backoff_ms(std::max(failures, 1));
     auto rows = catalog::query(
         "UPDATE zdd.transition SET failures = failures + $5::int, "
@@ -589,7 +591,7 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
          spi::p_int8(backoff)});
     if (!rows.empty() && *rows[0][0] == "failed") {
       catalog::end_wait(id);
-      catalog::add_history(id, "backfill", std::string("running"), "failed", msg);
+      catalog::add_history(id, "backfill", from, "failed", msg);
     }
   });
   return backoff;
@@ -611,7 +613,8 @@ std::optional<int64_t> pick(Oid role, long &wait_ms) {
       "SELECT id, GREATEST(0, extract(epoch FROM next_try_at - pg_catalog.clock_timestamp()) "
       "  * 1000)::bigint FROM zdd.transition WHERE phase = 'backfilling' "
       "AND backfill_state IN ('running', 'waiting') AND started_by::pg_catalog.oid = $1 "
-      "ORDER BY next_try_at > pg_catalog.clock_timestamp() NULLS FIRST, last_batch_at NULLS FIRST, id "
+      "ORDER BY COALESCE(next_try_at > pg_catalog.clock_timestamp(), false), "
+      "last_batch_at NULLS FIRST, id "
       "LIMIT 1",
       {spi::p_oid(role)});
   wait_ms = 0;
@@ -662,7 +665,7 @@ long wait(const Job &j, const std::string &reason, int64_t lag_bytes) {
 
 // The body of one batch inside its transaction. Returns the sleep before
 // the next batch; sets twins_next when the twins pass must run now.
-long batch_in_transaction(int64_t id, bool &twins_next) {
+long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
   std::optional<Job> found = lock_job(id);
   if (!found || found->phase != "backfilling" ||
       (found->state != "running" && found->state != "waiting"))
@@ -674,7 +677,10 @@ long batch_in_transaction(int64_t id, bool &twins_next) {
                     fmt::format("zdd: role running the backfill no longer owns table {}",
                                 spi::qualified_relation(j.relid)));
   const health::Reading health = health::check(j.relid, j.limits);
-  if (health.reason) return wait(j, *health.reason, health.lag_bytes);
+  if (health.reason) {
+    waiting = true;
+    return wait(j, *health.reason, health.lag_bytes);
+  }
   if (j.state == "waiting") {
     catalog::end_wait(j.id);
     catalog::add_history(j.id, "backfill", j.state, "running", "healthy again");
@@ -758,11 +764,11 @@ std::string twins_activity(int64_t id) { return fmt::format("zdd backfill: build
 long run_next_batch(Oid role) {
   std::optional<int64_t> id;
   long sleep = 0, wait_ms = 0;
-  bool twins_next = false;
+  bool twins_next = false, waiting = false;
   try {
     in_own_transaction([&] {
       id = pick(role, wait_ms);
-      if (id) sleep = batch_in_transaction(*id, twins_next);
+      if (id) sleep = batch_in_transaction(*id, twins_next, waiting);
     });
     if (!id) {
       pg_call([] { pgstat_report_activity(STATE_IDLE, nullptr); });
@@ -778,9 +784,10 @@ long run_next_batch(Oid role) {
           finish(*j);
       });
     }
-    pg_call([] {
+    pg_call([&] {
       pgstat_report_stat(false);
-      pgstat_report_activity(STATE_IDLE, nullptr);
+      // a wait keeps its "waiting: <reason>" line in pg_stat_activity
+      if (!waiting) pgstat_report_activity(STATE_IDLE, nullptr);
     });
     return sleep;
   } catch (...) {

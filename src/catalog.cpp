@@ -193,11 +193,12 @@ void set_backfill_state(const Transition &t, const std::string &to, const std::s
 void end_wait(int64_t id) {
   execute(
       "UPDATE zdd.transition SET waited = waited OPERATOR(pg_catalog.+) "
-      "(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) waiting_since), "
-      "waiting_since = NULL, wait_reason = NULL, "
+      "COALESCE(pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) waiting_since, interval '0'), "
+      "waiting_since = NULL, wait_reason = NULL, last_batch_at = pg_catalog.clock_timestamp(), "
       "backfill_state = CASE WHEN backfill_state OPERATOR(pg_catalog.=) 'waiting' THEN 'running' "
       "ELSE backfill_state END "
-      "WHERE id OPERATOR(pg_catalog.=) $1 AND waiting_since IS NOT NULL",
+      "WHERE id OPERATOR(pg_catalog.=) $1 "
+      "AND (waiting_since IS NOT NULL OR backfill_state OPERATOR(pg_catalog.=) 'waiting')",
       {spi::p_int8(id)});
 }
 

@@ -62,7 +62,8 @@ void set_backfill_state(const Transition &t, const std::string &to, const std::s
 
 // Ends transition id's wait for the cluster's health, if it waits: the
 // time waited added to waited, the reason cleared, state 'waiting' back to
-// 'running' (any other state is kept).
+// 'running' (any other state is kept), and last_batch_at set to now so the
+// rate of the next batch does not count the wait.
 void end_wait(int64_t id);
 
 // Appends one line to zdd.history.

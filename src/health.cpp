@@ -65,7 +65,7 @@ struct Replay {
 std::vector<Replay> replays;
 
 // How long walsender pid's replay position has stood at apply while WAL
-// waited to be replayed (behind: the insert position is past it), in ms,
+// waited to be replayed (behind: the standby flushed WAL past it), in ms,
 // as far as this process's looks tell: counted from the first look that
 // found it behind at apply.
 int64_t stuck_ms(pid_t pid, XLogRecPtr apply, bool behind, TimestampTz now) {
@@ -94,6 +94,7 @@ void replicas(const Limits &l, XLogRecPtr now, Reading &r) {
     const pid_t pid = w->pid;
     const WalSndState state = w->state;
     const XLogRecPtr apply = w->apply;
+    const XLogRecPtr flush = w->flush;
     const TimeOffset delay = w->applyLag;
     SpinLockRelease(&w->mutex);
     if (pid == 0 || (state != WALSNDSTATE_STREAMING && state != WALSNDSTATE_CATCHUP) ||
@@ -101,7 +102,9 @@ void replicas(const Limits &l, XLogRecPtr now, Reading &r) {
       continue;
     const int64_t lag = now > apply ? int64_t(now - apply) : 0;
     r.lag_bytes = std::max(r.lag_bytes, lag);
-    const int64_t delay_ms = std::max<int64_t>(delay / 1000, stuck_ms(pid, apply, lag > 0, clock));
+    // behind: the standby holds WAL it has not replayed (its own flush
+    // position, as it reports both in one reply, past its replay position)
+    const int64_t delay_ms = std::max<int64_t>(delay / 1000, stuck_ms(pid, apply, flush > apply, clock));
     if (r.reason) continue;
     if (l.replica_lag_bytes > 0 && lag > l.replica_lag_bytes)
       r.reason = fmt::format("replica lag {} > {} on {}", pretty_bytes(lag),
@@ -123,21 +126,25 @@ void slots(const Limits &l, XLogRecPtr now, Reading &r) {
     bool active;
     NameData name;
   };
-  std::vector<Copy> copies;
-  copies.reserve(max_replication_slots);
-  LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-  for (int i = 0; i < max_replication_slots; ++i) {
-    ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
-    if (!s->in_use) continue;
-    Copy c;
-    SpinLockAcquire(&s->mutex);
-    c.restart = s->data.restart_lsn;
-    c.name = s->data.name;
-    c.active = s->active_pid != 0;
-    SpinLockRelease(&s->mutex);
-    copies.push_back(c);
-  }
-  LWLockRelease(ReplicationSlotControlLock);
+  std::vector<Copy> copies(max_replication_slots);
+  Copy *out = copies.data();
+  const int n = pg_call([&] {
+    int k = 0;
+    LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+    for (int i = 0; i < max_replication_slots; ++i) {
+      ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
+      if (!s->in_use) continue;
+      SpinLockAcquire(&s->mutex);
+      out[k].restart = s->data.restart_lsn;
+      out[k].name = s->data.name;
+      out[k].active = s->active_pid != 0;
+      SpinLockRelease(&s->mutex);
+      ++k;
+    }
+    LWLockRelease(ReplicationSlotControlLock);
+    return k;
+  });
+  copies.resize(n);
   for (const Copy &c : copies) {
     if (XLogRecPtrIsInvalid(c.restart)) continue;
     const int64_t lag = now > c.restart ? int64_t(now - c.restart) : 0;
@@ -150,14 +157,16 @@ void slots(const Limits &l, XLogRecPtr now, Reading &r) {
 }
 
 // WAL archive backlog: segments marked .ready that the archiver has not
-// archived yet (archive_mode on).
+// archived yet (archive_mode on). A directory that cannot be read is
+// logged and counts as no backlog: a health check never fails a batch.
 void archive(const Limits &l, Reading &r) {
   if (r.reason || l.archive_backlog <= 0 || !XLogArchivingActive()) return;
   const int64_t ready = pg_call([] {
     int64_t n = 0;
     DIR *dir = AllocateDir(XLOGDIR "/archive_status");
+    if (dir == nullptr) return n;
     struct dirent *de;
-    while ((de = ReadDir(dir, XLOGDIR "/archive_status")) != nullptr) {
+    while ((de = ReadDirExtended(dir, XLOGDIR "/archive_status", LOG)) != nullptr) {
       const size_t len = strlen(de->d_name);
       if (len > 6 && strcmp(de->d_name + len - 6, ".ready") == 0) ++n;
     }

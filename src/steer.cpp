@@ -86,8 +86,14 @@ std::optional<int> opt_int(FunctionCallInfo fcinfo, int n, const char *name, boo
 }
 
 // Microseconds in an interval (a month counts 30 days).
+// Saturates at INT64_MIN / INT64_MAX instead of overflowing.
 int64_t interval_usecs(const Interval *iv) {
-  return iv->time + int64_t(iv->day) * USECS_PER_DAY + int64_t(iv->month) * 30 * USECS_PER_DAY;
+  int64_t days, months, r;
+  if (__builtin_mul_overflow(int64_t(iv->day), USECS_PER_DAY, &days) ||
+      __builtin_mul_overflow(int64_t(iv->month), 30 * USECS_PER_DAY, &months) ||
+      __builtin_add_overflow(iv->time, days, &r) || __builtin_add_overflow(r, months, &r))
+    return (iv->month < 0 || iv->day < 0 || iv->time < 0) ? INT64_MIN : INT64_MAX;
+  return r;
 }
 
 // Reads interval argument n as an optional limit in units of unit_usecs

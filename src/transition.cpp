@@ -193,6 +193,7 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
     });
   }
   catalog::set_phase(t, "aborted", t.table_exists ? "abort" : "abort: table no longer exists");
+  if (t.backfill_state == "waiting") catalog::end_wait(t.id);
   pg_call([&] { write_log::forget(t.id); });
   PG_RETURN_VOID();
 }

@@ -7,9 +7,9 @@
 //             the row is not in step (zdd.in_step / zdd.up: the conversion
 //             core the sync trigger uses);
 //   verify    the same walk again, reading each batch's rows once
-//             (keyset_batch without write); rows still out of step (written with the
-//             trigger bypassed) are fixed by a writing batch over that
-//             range and counted in verify_fixed;
+//             (keyset_batch without write); rows still out of step
+//             (written with the trigger bypassed) are fixed by a writing
+//             batch over that range and counted in verify_fixed;
 //   twins     twins::build() outside any transaction, then phase
 //             'backfilled', backfill_state 'done'.
 // Rows written by the apps after begin_rename committed went through the
@@ -106,7 +106,6 @@ struct Job {
   std::optional<std::string> walk_end;  // text[] literal: the pass's last key
   std::optional<std::string> up, down;  // a retype's conversions (NULL: cast / identity)
   health::Limits limits;                // the settings, with the transition's overrides
-  std::optional<std::string> wait_reason;
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
 };
@@ -119,7 +118,7 @@ std::optional<Job> lock_job(int64_t id) {
       "pause_ms, max_rows_per_sec, failures, rows_done, COALESCE(rows_total, -1), "
       "walk_key, walk_end::pg_catalog.text, up_expr, down_expr, "
       "max_replica_lag, max_replica_delay_ms, max_archive_backlog, max_dead_tuples, "
-      "wait_for_autovacuum, max_transaction_age_s, wait_reason "
+      "wait_for_autovacuum, max_transaction_age_s "
       "FROM zdd.transition WHERE id = $1 FOR UPDATE",
       {spi::p_int8(id)});
   if (rows.empty()) return std::nullopt;
@@ -151,7 +150,6 @@ std::optional<Job> lock_job(int64_t id) {
   if (r[22]) j.limits.dead_tuples = std::stod(*r[22]);
   if (r[23]) j.limits.autovacuum = *r[23] == "t";
   if (r[24]) j.limits.transaction_age_s = std::stoll(*r[24]);
-  j.wait_reason = r[25];
   return j;
 }
 

@@ -31,7 +31,9 @@ wall_cpu() {
 # median and min-max of the numbers on stdin
 stats() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f (%.1f–%.1f)\n", m, a[1], a[NR]}'; }
 med() { cut -d' ' -f1 <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b == 0 ? 0 : a / b) }'; }
+# a / b; "n/a" when either is not positive (an overhead that noise made
+# zero or negative has no meaningful ratio)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.2f", a / b }'; }
 echo "zdd bench: rounds=$ROUNDS rows=$BIG"
 
 # ---------------------------------------------------------------- 6. type changes
@@ -274,7 +276,8 @@ HEALTH_MD=$(cat <<MD
 MD
 )
 }
-verdict() { awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
+verdict() { [ "$1" = n/a ] && { echo "n/a (noise: an overhead came out ≤ 0)"; return; }
+  awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
 if [ -n "${ZDD_BENCH_ONLY_HEALTH:-}" ]; then
   q "CREATE EXTENSION zdd"
   health_section

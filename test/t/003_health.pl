@@ -100,6 +100,9 @@ $primary->safe_psql('postgres', "SELECT zdd.throttle($id, max_replica_lag => '2M
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 my $log_at = -s $primary->logfile;
+# an app listening for zdd's notifications, in its own session
+my $listener = $primary->background_psql('postgres');
+$listener->query_safe('LISTEN zdd');
 $primary->safe_psql('postgres', "SELECT zdd.resume($id)");
 waits_and_writes_nothing($id, 'r', 'replica');
 like(status($id, 'wait_reason'), qr/^replica lag \d+ [kMG]B > 2048 kB on standby$/,
@@ -116,6 +119,15 @@ ok($primary->wait_for_log(
 	$log_at), 'replica: a LOG line says why the backfill waits');
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 finishes_in_step($id, 'r', $n, 'replica');
+# psql prints the notifications that arrived meanwhile after its next query
+my $heard = $listener->query_safe('SELECT 1');
+$listener->quit;
+like($heard, qr/"id" : $id, .*"event" : "backfill", "from" : "running", "to" : "waiting", "reason" : "replica lag /,
+	'replica: NOTIFY zdd from the worker says the backfill waits, and why');
+like($heard, qr/"id" : $id, .*"event" : "backfill", "from" : "waiting", "to" : "running"/,
+	'replica: NOTIFY zdd says it runs again');
+like($heard, qr/"id" : $id, .*"phase" : "backfilled", .*"event" : "phase", "from" : "backfilling", "to" : "backfilled"/,
+	'replica: NOTIFY zdd says the column is backfilled');
 ok($primary->wait_for_log(
 	qr/zdd: transition $id public\.r lastname${arrow}surname: backfilling $arrow backfilled \(rows $n, /,
 	$log_at), 'replica: a LOG line says the backfill is done');

@@ -68,7 +68,12 @@ if [ -n "$TAP" ]; then
   if [ $rc -ne 0 ]; then
     [ "$f" -gt 0 ] || f=1
     failures+=(tap)
-    find "$STAGE/tap" -name 'regress_log_*' 2>/dev/null | while read -r l; do echo "--- $l"; grep -E '^(not ok|#)' "$l" | head -40; done
+    # the assertions and a test's own death (PostgreSQL's TAP library sends
+    # the test's stderr there), then each node's last zdd lines
+    find "$STAGE/tap" -name 'regress_log_*' 2>/dev/null | while read -r l; do echo "--- $l"; grep -E '^(not ok|#)|Died|died|line [0-9]+\.$' "$l" | head -40; done
+    find "$STAGE/tap" -name '*.log' -path '*/log/*' ! -name 'regress_log_*' 2>/dev/null | while read -r l; do
+      echo "--- $l (last zdd / ERROR lines)"; grep -E 'zdd|ERROR|FATAL' "$l" | tail -15
+    done
   fi
   passed=$((passed + p)); failed=$((failed + f))
 fi

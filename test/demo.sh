@@ -174,9 +174,7 @@ SCENE2_OK=0
 
 # ---------------------------------------------------------------- scene 3
 say "Scene 3 — a standby falls behind: the backfill waits for it, then goes on by itself"
-as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
-printf "port = 55421\ncluster_name = 'standby1'\n" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
-as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
+start_standby "$DIR/standby" 55421 standby1
 sq() { psql -X -A -t -p 55421 -d postgres -c "$1"; }
 # bounded wait: until_true SECONDS COMMAND... (fails the demo when it never holds)
 until_true() {

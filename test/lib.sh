@@ -100,6 +100,14 @@ start_instance() {
   export PGHOST="$STAGE" PGPORT="$port" PGUSER=postgres
 }
 
+# start_standby DIR PORT NAME: a streaming standby of the
+# running instance (pg_basebackup -R), started; application_name NAME.
+start_standby() {
+  as_pg "$BIN/pg_basebackup" -D "$1" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
+  printf "port = %s\ncluster_name = '%s'\n" "$2" "$3" | as_pg tee -a "$1/postgresql.conf" >/dev/null
+  as_pg "$BIN/pg_ctl" -D "$1" -l "$1/server.log" -w start >/dev/null
+}
+
 stop_instance() {
   as_pg "$BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
   PGDATA_STARTED=

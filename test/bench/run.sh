@@ -224,21 +224,25 @@ caught_up() {  # waits until the standby replayed everything written so far
   until [ "$(q "SELECT bool_and(replay_lsn >= '$target') FROM pg_stat_replication")" = t ]; do sleep 0.1; done
 }
 mb() { awk '{printf "%.1f", $1 / 1048576}'; }
+# rename_pair P: tables P_zdd (id, lastname, other; $BIG rows) and P_plain
+# (the same rows, with an empty surname column) for a backfill vs a plain
+# UPDATE side by side
+rename_pair() {
+psql -X -q -d postgres <<SQL
+CREATE TABLE $1_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO $1_zdd SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
+CREATE TABLE $1_plain (LIKE $1_zdd INCLUDING ALL);
+INSERT INTO $1_plain SELECT * FROM $1_zdd;
+ALTER TABLE $1_plain ADD COLUMN surname text;
+VACUUM ANALYZE $1_zdd, $1_plain;
+SQL
+}
 lag_stats() {  # median and max of a sample file, in MB
   echo "$(sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}' | mb) / $(sort -n "$1" | tail -1 | mb)"
 }
 health_section() {
-as_pg "$BIN/pg_basebackup" -D "$DIR/standby" -R -X stream -c fast -h "$STAGE" -p "$PGPORT" -U postgres
-printf "port = 55441\ncluster_name = 'standby1'\n" | as_pg tee -a "$DIR/standby/postgresql.conf" >/dev/null
-as_pg "$BIN/pg_ctl" -D "$DIR/standby" -l "$DIR/standby/server.log" -w start >/dev/null
-psql -X -q -d postgres <<SQL
-CREATE TABLE hw_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
-INSERT INTO hw_zdd SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
-CREATE TABLE hw_plain (LIKE hw_zdd INCLUDING ALL);
-INSERT INTO hw_plain SELECT * FROM hw_zdd;
-ALTER TABLE hw_plain ADD COLUMN surname text;
-VACUUM ANALYZE hw_zdd, hw_plain;
-SQL
+start_standby "$DIR/standby" 55441 standby1
+rename_pair hw
 local l0 l1 sp id
 caught_up; q "CHECKPOINT"; caught_up
 l0=$(q "SELECT pg_current_wal_insert_lsn()")
@@ -370,14 +374,7 @@ R_TPS_I=$(ratio "$(med "${S_TI[zdd]}")" "$(med "${S_TI[none]}")")
 echo "write path done: bulk none=$A floor=$F zdd=$B plpgsql=$C"
 
 # ---------------------------------------------------------------- 2. backfill
-psql -X -q -d postgres <<SQL
-CREATE TABLE bf_zdd (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
-INSERT INTO bf_zdd SELECT g, 'name' || g, 0 FROM generate_series(1, $BIG) g;
-CREATE TABLE bf_plain (LIKE bf_zdd INCLUDING ALL);
-INSERT INTO bf_plain SELECT * FROM bf_zdd;
-ALTER TABLE bf_plain ADD COLUMN surname text;
-VACUUM ANALYZE bf_zdd, bf_plain;
-SQL
+rename_pair bf
 PLAIN_MS=$(ms "UPDATE bf_plain SET surname = lastname")
 ID=$(q "SELECT zdd.begin_rename('bf_zdd', 'lastname', 'surname', batch_size => 10000, pause_ms => 0)")
 : > "$DIR/rss.txt"

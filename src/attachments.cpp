@@ -2,6 +2,7 @@
 // statement built here quotes its identifiers.
 #include "attachments.hpp"
 
+#include "partitions.hpp"
 #include "spi.hpp"
 
 namespace zdd::attachments {
@@ -88,7 +89,7 @@ void copy_column_attributes(Oid relid, const std::string &old_column, const std:
                                     {spi::p_text(*attr[0][1])}))
       opts += (opts.empty() ? "" : ", ") + *r[0] + " = " + spi::literal(*r[1]);
     if (!opts.empty())
-      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET ({})", rel, newc, opts));
+      spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET ({})", partitions::only(relid), rel, newc, opts));
   }
 }
 
@@ -145,9 +146,9 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
            "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attidentity <> ''",
            {spi::p_oid(relid), spi::p_text(old_column)}))
     c.after_drop.push_back(fmt::format(
-        "ALTER TABLE ONLY {} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {} "
+        "ALTER TABLE {}{} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {} "
         "INCREMENT BY {} {} {} CACHE {} {} START WITH {})",
-        rel, newc, *r[0], *r[1], *r[3], *r[4], *r[5], *r[6], *r[7] == "t" ? "CYCLE" : "NO CYCLE",
+        partitions::only(relid), rel, newc, *r[0], *r[1], *r[3], *r[4], *r[5], *r[6], *r[7] == "t" ? "CYCLE" : "NO CYCLE",
         *r[8]));
   // Extended statistics objects on the old column: created again with the
   // column replaced, under their own names and statistics targets.

@@ -63,6 +63,7 @@
 #include "backfill.hpp"
 #include "ddl.hpp"
 #include "health.hpp"
+#include "partitions.hpp"
 #include "quiet_triggers.hpp"
 #include "settings.hpp"
 #include "twins.hpp"
@@ -108,7 +109,59 @@ struct Job {
   health::Limits limits;                // the settings, with the transition's overrides
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
+  // A partitioned table: relid is the leaf being walked (root the table);
+  // pass, cursor and walk are that leaf's (zdd.transition_leaf).
+  Oid root = InvalidOid;
+  bool leaf = false;
+  bool leaves_done = false;  // every leaf walked both passes: the twins pass is next
 };
+
+// Picks the leaf partition job j walks next (a leaf in pass backfill
+// before any in verify, each in the tree's order) after bringing the leaf
+// list up to date (attached partitions join, detached ones leave), and
+// loads its walk; the transition's pass follows the leaf's.
+void pick_leaf(Job &j) {
+  j.root = j.relid;
+  (void)partitions::sync_leaves(j.id, j.root);
+  auto rows = catalog::query(
+      "SELECT leaf::pg_catalog.oid, pass, cursor::pg_catalog.text, walk_key, walk_end::pg_catalog.text "
+      "FROM zdd.transition_leaf WHERE transition_id = $1 AND pass IN ('backfill', 'verify') "
+      "ORDER BY pass = 'verify', position LIMIT 1",
+      {spi::p_int8(j.id)});
+  if (rows.empty()) {
+    j.leaves_done = j.pass != "twins";
+    return;
+  }
+  const spi::Row &r = rows[0];
+  j.leaf = true;
+  j.relid = static_cast<Oid>(std::stoul(*r[0]));
+  j.cursor = r[2];
+  j.walk_key = r[3];
+  j.walk_end = r[4];
+  if (*r[1] != j.pass) {
+    catalog::execute(
+        "UPDATE zdd.transition SET pass = $2, rows_total = CASE WHEN $2 = 'verify' AND pass = 'backfill' "
+        "THEN rows_done ELSE rows_total END WHERE id = $1",
+        {spi::p_int8(j.id), spi::p_text(*r[1])});
+    j.pass = *r[1];
+  }
+}
+
+// Writes walk state of job j: set (a SET list over cursor, walk_key,
+// walk_end with parameters from $2) on the transition's row, or on its
+// leaf's row for a partitioned table.
+void update_walk(const Job &j, const std::string &set, std::vector<spi::Param> params) {
+  params.insert(params.begin(), spi::p_int8(j.id));
+  if (!j.leaf) {
+    catalog::execute("UPDATE zdd.transition SET " + set + " WHERE id = $1", params);
+    return;
+  }
+  params.push_back(spi::p_oid(j.relid));
+  catalog::execute(fmt::format("UPDATE zdd.transition_leaf SET {} WHERE transition_id = $1 "
+                               "AND leaf = ${}::pg_catalog.oid::pg_catalog.regclass",
+                               set, params.size()),
+                   params);
+}
 
 // Loads and locks the catalog row of transition id (owner rights).
 std::optional<Job> lock_job(int64_t id) {
@@ -150,6 +203,10 @@ std::optional<Job> lock_job(int64_t id) {
   if (r[22]) j.limits.dead_tuples = std::stod(*r[22]);
   if (r[23]) j.limits.autovacuum = *r[23] == "t";
   if (r[24]) j.limits.transaction_age_s = std::stoll(*r[24]);
+  j.root = j.relid;
+  if (j.phase == "backfilling" && (j.state == "running" || j.state == "waiting") &&
+      partitions::is_partitioned(j.relid))
+    pick_leaf(j);  // in the twins pass too: a partition attached meanwhile is walked first
   return j;
 }
 
@@ -481,8 +538,7 @@ Step run_walk_step(Job &j, int limit) {
     // ALTER TABLE, pg_repack): every row has a new place, pages already
     // walked may now hold rows never visited. Restart the pass from the top
     // of the new file; nothing fails, no row is skipped.
-    catalog::execute("UPDATE zdd.transition SET walk_key = $2, cursor = NULL WHERE id = $1",
-                     {spi::p_int8(j.id), spi::p_text(k.signature)});
+    update_walk(j, "walk_key = $2, cursor = NULL", {spi::p_text(k.signature)});
     catalog::add_history(j.id, "backfill", j.state, j.state,
                          fmt::format("table rewritten during the {} pass: pass restarted", j.pass));
     j.walk_key = k.signature;
@@ -499,11 +555,12 @@ Step run_walk_step(Job &j, int limit) {
     }
     std::vector<std::string> names;
     for (const auto &c : k.cols) names.push_back(c.name);
-    catalog::execute(
-        "UPDATE zdd.transition SET walk_key = $2, walk_end = $3::pg_catalog.text[], "
-        "key_columns = $4::pg_catalog.name[] WHERE id = $1",
-        {spi::p_int8(j.id), spi::p_text(k.signature), spi::p_text(end),
-         spi::p_text(k.cols.empty() ? std::optional<std::string>() : "{" + join(names, ",") + "}")});
+    if (!j.leaf)
+      catalog::execute("UPDATE zdd.transition SET key_columns = $2::pg_catalog.name[] WHERE id = $1",
+                       {spi::p_int8(j.id), spi::p_text(k.cols.empty() ? std::optional<std::string>()
+                                                                       : "{" + join(names, ",") + "}")});
+    update_walk(j, "walk_key = $2, walk_end = $3::pg_catalog.text[]",
+                {spi::p_text(k.signature), spi::p_text(end)});
     j.walk_key = k.signature;
     j.walk_end = end;
   } else if (!is_ctid_walk(*j.walk_key) && *j.walk_key != k.signature) {
@@ -587,6 +644,13 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
         {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures),
          spi::p_bool(reset_pass), spi::p_int4(counts || permanent ? 1 : 0),
          spi::p_int8(backoff)});
+    if (reset_pass)
+      catalog::execute(
+          "UPDATE zdd.transition_leaf SET cursor = NULL, walk_key = NULL, walk_end = NULL, "
+          "rows_done = CASE WHEN pass = 'backfill' THEN 0 ELSE rows_done END, "
+          "rows_verified = CASE WHEN pass = 'verify' THEN 0 ELSE rows_verified END "
+          "WHERE transition_id = $1 AND pass IN ('backfill', 'verify') AND cursor IS NOT NULL",
+          {spi::p_int8(id)});
     if (!rows.empty() && *rows[0][0] == "failed") {
       catalog::end_wait(id);
       catalog::add_history(id, "backfill", from, "failed", msg);
@@ -625,7 +689,7 @@ std::optional<int64_t> pick(Oid role, long &wait_ms) {
 // Finishes the twins pass: phase 'backfilled', state 'done'.
 void finish(const Job &j) {
   catalog::execute(
-      "UPDATE zdd.transition SET phase = 'backfilled', backfill_state = 'done', "
+      "UPDATE zdd.transition SET phase = 'backfilled', backfill_state = 'done', last_error = NULL, "
       "backfill_finished_at = pg_catalog.now(), updated_at = pg_catalog.now(), worker_pid = NULL "
       "WHERE id = $1",
       {spi::p_int8(j.id)});
@@ -688,6 +752,16 @@ long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
     twins_next = true;
     return 0;
   }
+  if (j.leaves_done) {
+    // A partitioned table whose every leaf is walked and verified.
+    catalog::execute(
+        "UPDATE zdd.transition SET pass = 'twins', cursor = NULL, walk_key = NULL, walk_end = NULL, "
+        "updated_at = pg_catalog.now(), next_try_at = NULL, failures = 0, last_error = NULL WHERE id = $1",
+        {spi::p_int8(id)});
+    catalog::add_history(id, "backfill", std::string("running"), "running",
+                         "backfill and verify passes finished on every partition");
+    return 0;
+  }
   report_activity(j);
   const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
   const Step s = run_walk_step(j, j.batch_size);
@@ -699,6 +773,16 @@ long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
     next_size = std::clamp(int(j.batch_size * f), 10, 100000);
   }
   const bool verify = j.pass == "verify";
+  if (!s.next_cursor && j.leaf) {
+    // This leaf's pass is finished; the next batch picks the next leaf.
+    update_walk(j, "pass = $2, cursor = NULL, walk_key = NULL, walk_end = NULL, "
+                   "finished_at = CASE WHEN $2 = 'done' THEN pg_catalog.now() END",
+                {spi::p_text(std::string(verify ? "done" : "verify"))});
+    catalog::add_history(id, "backfill", std::string("running"), "running",
+                         fmt::format("{} pass finished on partition {}", j.pass,
+                                     spi::qualified_relation(j.relid)));
+    return 0;
+  }
   if (!s.next_cursor) {
     // Pass finished: backfill → verify → twins.
     const std::string next = verify ? "twins" : "verify";
@@ -732,6 +816,15 @@ long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
       {spi::p_int8(id), spi::p_text(s.next_cursor), spi::p_int8(s.visited), spi::p_int8(s.written),
        spi::p_int4(MyProcPid), spi::p_int4(next_size), spi::p_bool(verify),
        spi::p_int4(int(std::min<long>(took, INT_MAX))), spi::p_int8(health.lag_bytes)});
+  if (j.leaf)
+    update_walk(j,
+                "cursor = $2::pg_catalog.text[], "
+                "rows_done = rows_done + CASE WHEN $5 THEN 0 ELSE $3 END, "
+                "rows_written = rows_written + CASE WHEN $5 THEN 0 ELSE $4 END, "
+                "rows_verified = rows_verified + CASE WHEN $5 THEN $3 ELSE 0 END, "
+                "verify_fixed = verify_fixed + CASE WHEN $5 THEN $4 ELSE 0 END",
+                {spi::p_text(s.next_cursor), spi::p_int8(s.visited), spi::p_int8(s.written),
+                 spi::p_bool(verify)});
 
   long sleep = j.pause_ms;
   if (j.max_rate > 0) sleep = std::max(sleep, long(s.visited * 1000 / j.max_rate) - took);
@@ -814,6 +907,12 @@ long run_next_batch(Oid role) {
 // estimate from its current size and column widths (EXPLAIN: no scan, so
 // it is cheap under begin's lock).
 std::optional<std::string> estimate_rows(Oid relid) {
+  if (partitions::is_partitioned(relid)) {
+    int64_t sum = 0;
+    for (const auto &l : partitions::leaves(relid))
+      if (auto n = estimate_rows(l.relid)) sum += std::stoll(*n);
+    return std::to_string(sum);
+  }
   auto r = spi::query("SELECT c.reltuples >= 0, c.reltuples::pg_catalog.int8 FROM pg_catalog.pg_class c "
                       "WHERE c.oid = $1",
                       {spi::p_oid(relid)});

@@ -17,6 +17,7 @@
 #include "conversion.hpp"
 #include "ddl.hpp"
 #include "guard.hpp"
+#include "partitions.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "table.hpp"
@@ -91,17 +92,42 @@ void refuse_recent_old_writes(const catalog::Transition &t) {
 // decided earlier is trusted: dependents and twins are read again here.
 void contract(const catalog::Transition &t, bool force) {
   const std::string rel = spi::qualified_relation(t.relid);
-  pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
+  const bool partitioned = partitions::is_partitioned(t.relid);
+  const std::string only = partitioned ? "" : "ONLY ";
+  // A partitioned table and all its partitions are one lock set: parent
+  // first, then the tree's order.
+  if (partitioned)
+    partitions::lock_tree(t.relid);
+  else
+    pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
   // Again under the lock: a write may have come between the first check
   // and the lock; none can come after it.
   if (!force) refuse_recent_old_writes(t);
   // Inheritance children attached since begin: their rows were never
   // backfilled, and dropping the old column would drop their only copy.
-  if (!spi::query("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1", {spi::p_oid(t.relid)}).empty())
+  if (!partitioned &&
+      !spi::query("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1", {spi::p_oid(t.relid)}).empty())
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                 fmt::format("zdd: cannot complete transition {}: {} now has inheritance children", t.id, rel),
                 "Their rows were never backfilled; dropping the old column would drop their only copy.",
                 "Detach them (ALTER TABLE child NO INHERIT parent), or abort the transition.");
+  if (partitioned) {
+    // Partitions attached since the backfill: their rows were never walked.
+    const std::string behind = partitions::unfinished_leaves(t.id, t.relid);
+    if (!behind.empty())
+      throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  fmt::format("zdd: cannot complete transition {}: partitions not backfilled", t.id),
+                  fmt::format("Not walked to the end: {}.", behind),
+                  "zdd.resume(id) backfills them; then complete again.");
+    const std::string local = partitions::local_objects(t.relid, t.old_column);
+    if (!local.empty())
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                  fmt::format("zdd: cannot complete transition {}: partitions have their own objects on "
+                              "column \"{}\"",
+                              t.id, t.old_column),
+                  fmt::format("Defined on one partition only: {}; dropping the column would drop them.", local),
+                  "Define them on the partitioned table instead, or drop them.");
+  }
   const int old_att = pg_call([&] { return int(get_attnum(t.relid, t.old_column.c_str())); });
   refuse_dependents(t, old_att);
   const std::vector<twins::Item> items = twins::plan(t.relid, t.old_column, t.new_column);
@@ -131,7 +157,7 @@ void contract(const catalog::Transition &t, bool force) {
   const std::string newc = spi::ident(t.new_column);
   attachments::copy_column_attributes(t.relid, t.old_column, t.new_column);
   const attachments::Carry carry = attachments::plan_carry(t.relid, t.old_column, t.new_column);
-  if (def) spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *def));
+  if (def) spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *def));
   spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
   // The originals' constraints first: a self-referencing foreign key that
   // references the old column would make DROP COLUMN ... RESTRICT refuse.
@@ -139,18 +165,34 @@ void contract(const catalog::Transition &t, bool force) {
   // the same retry policy).
   for (const auto &it : items)
     if (it.kind == 'c' || it.kind == 'f' || it.kind == 'r')
-      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT",
+      spi::execute(fmt::format("ALTER TABLE {}{} DROP CONSTRAINT {} RESTRICT",
+                               it.kind == 'r' ? "ONLY " : only,
                                it.kind == 'r' ? spi::qualified_relation(it.table) : rel,
                                spi::ident(it.name)));
   for (const auto &sql : carry.before_drop) spi::execute(sql);
-  spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN {} RESTRICT", rel, spi::ident(t.old_column)));
+  spi::execute(fmt::format("ALTER TABLE {}{} DROP COLUMN {} RESTRICT", only, rel, spi::ident(t.old_column)));
   for (const auto &sql : carry.after_drop) spi::execute(sql);
   // Every twin takes its original's name (freed by the drop) and role.
   const std::string schema = spi::ident(pg_call([&] {
     return std::string(get_namespace_name(get_rel_namespace(t.relid)));
   }));
   for (const auto &it : items) {
-    if (it.kind == 'i' && (it.contype == 'p' || it.contype == 'u')) {
+    if (partitioned && it.kind == 'i' && (it.contype == 'p' || it.contype == 'u')) {
+      // Each leaf's twin becomes that leaf's constraint under the name its
+      // original had; the parent's constraint then attaches them (no scan,
+      // no build).
+      for (const auto &lt : it.leaf_twins) {
+        const std::string leaf_schema = spi::ident(pg_call([&] {
+          return std::string(get_namespace_name(get_rel_namespace(lt.leaf)));
+        }));
+        spi::execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", leaf_schema, spi::ident(lt.twin_name),
+                                 spi::ident(lt.index_name)));
+        spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}",
+                                 spi::qualified_relation(lt.leaf), spi::ident(lt.index_name),
+                                 it.contype == 'p' ? "PRIMARY KEY" : "UNIQUE", spi::ident(lt.index_name)));
+      }
+      spi::execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", rel, spi::ident(it.name), it.definition));
+    } else if (it.kind == 'i' && (it.contype == 'p' || it.contype == 'u')) {
       spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}{}", rel,
                                spi::ident(it.name), it.contype == 'p' ? "PRIMARY KEY" : "UNIQUE",
                                spi::ident(it.twin_name),
@@ -161,18 +203,19 @@ void contract(const catalog::Transition &t, bool force) {
       spi::execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", schema, spi::ident(it.twin_name),
                                spi::ident(it.name)));
     } else if (it.kind == 'c' || it.kind == 'f' || it.kind == 'r') {
-      spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME CONSTRAINT {} TO {}",
+      spi::execute(fmt::format("ALTER TABLE {}{} RENAME CONSTRAINT {} TO {}",
+                               it.kind == 'r' ? "ONLY " : only,
                                it.kind == 'r' ? spi::qualified_relation(it.table) : rel,
                                spi::ident(it.twin_name), spi::ident(it.name)));
     }
-    if (it.kind == 'i' && it.replica_identity)
+    if (it.kind == 'i' && it.replica_identity && !partitioned)
       spi::execute(fmt::format("ALTER TABLE ONLY {} REPLICA IDENTITY USING INDEX {}", rel,
                                spi::ident(it.name)));
   }
   // A retype without a new name: the new column takes the old one's, so
   // the apps keep theirs.
   if (t.keep_name)
-    spi::execute(fmt::format("ALTER TABLE ONLY {} RENAME COLUMN {} TO {}", rel, newc,
+    spi::execute(fmt::format("ALTER TABLE {}{} RENAME COLUMN {} TO {}", only, rel, newc,
                              spi::ident(t.old_column)));
 }
 

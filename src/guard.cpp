@@ -65,6 +65,31 @@ Oid relation_of(RangeVar *rv) {
 // True when trigger name is a zdd sync trigger.
 bool sync_trigger_name(const char *name) { return name && strncmp(name, "zz_zdd_sync_", 12) == 0; }
 
+// ATTACH PARTITION onto a table in transition (or onto one of its
+// partitions): the table attached needs the new column, which
+// zdd.prepare_partition(id, table) adds (PostgreSQL would refuse the
+// attach without it; this says what to do). Its rows are walked by the
+// backfill once attached (complete refuses until then).
+void check_attach(Oid parent, PartitionCmd *cmd) {
+  const Oid part = relation_of(cmd->name);
+  if (!OidIsValid(part)) return;
+  auto rows = catalog::query(
+      "SELECT t.id, t.new_column, t.tbl::pg_catalog.text FROM zdd.transition t "
+      "WHERE t.phase <> ALL (ARRAY['completed', 'aborted']) AND t.tbl::pg_catalog.oid IN "
+      "(SELECT $1 UNION ALL SELECT a::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a) "
+      "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute c WHERE c.attrelid = $2 "
+      "AND c.attname = t.new_column AND NOT c.attisdropped) ORDER BY t.id",
+      {spi::p_oid(parent), spi::p_oid(part)});
+  if (rows.empty()) return;
+  const std::string name = spi::qualified_relation(part);
+  throw Error(ERRCODE_OBJECT_IN_USE,
+              fmt::format("zdd: {} lacks column \"{}\" of open transition {} on {}", name, *rows[0][1],
+                          *rows[0][0], *rows[0][2]),
+              "A partition attached during a transition needs the new column (and its twins' "
+              "constraints).",
+              fmt::format("SELECT zdd.prepare_partition({}, '{}'); then attach it again.", *rows[0][0], name));
+}
+
 // Checks one command's parse tree (see the file comment).
 void check(Node *tree) {
   if (IsA(tree, DropStmt)) {
@@ -103,6 +128,10 @@ void check(Node *tree) {
     foreach (lc, a->cmds) {
       AlterTableCmd *c = castNode(AlterTableCmd, lfirst(lc));
       std::string open;
+      if (c->subtype == AT_AttachPartition) {
+        check_attach(relid, castNode(PartitionCmd, c->def));
+        continue;
+      }
       if ((c->subtype == AT_DropColumn || c->subtype == AT_AlterColumnType) && c->name)
         open = open_transitions(relid, std::string(c->name));
       else if ((c->subtype == AT_DisableTrig && sync_trigger_name(c->name)) ||

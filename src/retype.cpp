@@ -11,6 +11,7 @@
 #include "conversion.hpp"
 #include "ddl.hpp"
 #include "guard.hpp"
+#include "partitions.hpp"
 #include "spi.hpp"
 #include "table.hpp"
 #include "retype.hpp"
@@ -146,8 +147,8 @@ void check_sample(Oid relid, const std::string &col, conversion::Compiled *conv,
   auto size = spi::query("SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = $1", {spi::p_oid(relid)});
   const double tuples = std::stod(*size[0][0]);
   const std::string from =
-      tuples < 20000 ? fmt::format("ONLY {} LIMIT 20000", rel)
-                     : fmt::format("ONLY {} TABLESAMPLE SYSTEM ({}) LIMIT 5000", rel,
+      tuples < 20000 ? fmt::format("{}{} LIMIT 20000", partitions::only(relid), rel)
+                     : fmt::format("{}{} TABLESAMPLE SYSTEM ({}) LIMIT 5000", partitions::only(relid), rel,
                                    std::min(100.0, 100.0 * 5000 / tuples * 2));
   // The key as PostgreSQL prints one in a unique violation: (a, b)=(1, 2).
   auto rows = spi::query(fmt::format(
@@ -309,7 +310,8 @@ Datum begin_retype(FunctionCallInfo fcinfo) {
     if (auto other = catalog::open_transition_using(x.relid, x.old_column))
       throw Error(ERRCODE_OBJECT_IN_USE,
                   fmt::format("zdd: column \"{}\" of {} is already in transition {}", x.old_column, rel, *other));
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} TYPE {}", rel, spi::ident(x.old_column),
+    spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} TYPE {}", partitions::only(x.relid), rel,
+                             spi::ident(x.old_column),
                              *x.new_type_sql));
   });
   const int64_t id = record_done(x, "ALTER COLUMN TYPE without rewrite");

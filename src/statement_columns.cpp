@@ -120,11 +120,33 @@ void install() {
 }
 
 // See statement_columns.hpp.
+// An INSERT into a partitioned table reaches the sync trigger of the leaf
+// its row was routed to: the innermost statement's routed result relation
+// for relid gives the columns, mapped to the leaf's attribute numbers by
+// the executor (ExecGetInsertedCols). Recorded as an entry of the same
+// statement (in its query context), so the next row finds it at once and
+// ExecutorEnd drops it with the statement's own.
+const Bitmapset *routed(Oid relid) {
+  if (depth == 0 || depth >= kMaxDepth) return nullptr;
+  EState *estate = stack[depth - 1].estate;
+  ListCell *lc;
+  foreach (lc, estate->es_tuple_routing_result_relations) {
+    ResultRelInfo *rri = static_cast<ResultRelInfo *>(lfirst(lc));
+    if (RelationGetRelid(rri->ri_RelationDesc) != relid) continue;
+    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+    Bitmapset *cols = bms_copy(ExecGetInsertedCols(rri, estate));
+    MemoryContextSwitchTo(old);
+    stack[depth++] = {estate, relid, cols};
+    return cols;
+  }
+  return nullptr;
+}
+
 const Bitmapset *inserted(Oid relid) {
   if (skipped > 0) return nullptr;  // a deeper statement may be the one running
   for (int i = depth - 1; i >= 0; --i)
     if (stack[i].relid == relid) return stack[i].cols;
-  return nullptr;
+  return routed(relid);
 }
 
 }  // namespace zdd::statement_columns

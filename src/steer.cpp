@@ -4,6 +4,7 @@
 // the next batch without a restart.
 #include "backfill.hpp"
 #include "ddl.hpp"
+#include "partitions.hpp"
 #include "table.hpp"
 #include "twins.hpp"
 
@@ -53,10 +54,23 @@ Datum resume(FunctionCallInfo fcinfo) {
     bool missing = false;
     for (const auto &it : twins::plan(t.relid, t.old_column, t.new_column))
       missing = missing || !OidIsValid(it.twin);
-    if (!missing) wrong_phase(t, "resume");
+    // A partitioned table: partitions attached since the backfill are
+    // walked first (backfill and verify), then the twins pass.
+    bool leaves_behind = false;
+    if (partitions::is_partitioned(t.relid)) {
+      (void)partitions::sync_leaves(t.id, t.relid);
+      leaves_behind = !partitions::unfinished_leaves(t.id, t.relid).empty();
+    }
+    if (!missing && !leaves_behind) wrong_phase(t, "resume");
+    if (leaves_behind)
+      catalog::execute("UPDATE zdd.transition SET pass = 'backfill', backfill_state = 'running', "
+                       "next_try_at = NULL WHERE id = $1",
+                       {spi::p_int8(t.id)});
+    else
     catalog::execute("UPDATE zdd.transition SET pass = 'twins', next_try_at = NULL WHERE id = $1",
                      {spi::p_int8(t.id)});
-    catalog::set_phase(t, "backfilling", "resume: build missing twins");
+    catalog::set_phase(t, "backfilling",
+                       leaves_behind ? "resume: backfill partitions attached since" : "resume: build missing twins");
     t.phase = "backfilling";
     backfill::request_start(t);
     PG_RETURN_VOID();

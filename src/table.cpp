@@ -26,11 +26,7 @@ void check_table(Oid relid) {
   if (kind == '\0')
     throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: relation with OID {} does not exist", relid));
   const std::string name = relname(relid);
-  if (kind == RELKIND_PARTITIONED_TABLE)
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                fmt::format("zdd: {} is a partitioned table; zdd does not support those yet", name),
-                {}, "Partitioned tables are a known limit (see the README); ordinary tables work.");
-  if (kind != RELKIND_RELATION)
+  if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
     throw Error(ERRCODE_WRONG_OBJECT_TYPE, fmt::format("zdd: {} is not a table", name),
                 "zdd moves columns of ordinary tables only (not views, materialized views, "
                 "foreign tables, indexes, sequences or composite types).");
@@ -55,9 +51,11 @@ void check_walkable(Oid relid) {
   const std::string name = relname(relid);
   auto rows = spi::query(
       "SELECT c.relpersistence, c.relhasrules, c.relrowsecurity AND c.relforcerowsecurity, "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) "
+      "  AND c.relkind <> 'p', "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid), "
-      "r.rolsuper OR r.rolbypassrls "
+      "r.rolsuper OR r.rolbypassrls, "
+      "CASE WHEN c.relispartition THEN pg_catalog.pg_partition_root(c.oid)::pg_catalog.text END "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner WHERE c.oid = $1",
       {spi::p_oid(relid)});
   if (rows.empty()) throw Error(ERRCODE_UNDEFINED_TABLE, fmt::format("zdd: {} does not exist", name));
@@ -77,6 +75,11 @@ void check_walkable(Oid relid) {
                 "the parent's rows only; complete would then drop the children's only copy.",
                 "Rename the column with ALTER TABLE ... RENAME COLUMN, or detach the children "
                 "(ALTER TABLE child NO INHERIT parent) first.");
+  if (r[6])
+    throw Error(ERRCODE_WRONG_OBJECT_TYPE,
+                fmt::format("zdd: {} is a partition of {}", name, *r[6]),
+                "A partition's columns are its partitioned table's: they change together.",
+                fmt::format("Run the transition on {}: it covers every partition.", *r[6]));
   if (*r[4] == "t")
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                 fmt::format("zdd: {} inherits from another table", name),

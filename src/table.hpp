@@ -14,13 +14,15 @@ struct Column {
   std::vector<std::string> column_options;  // SET STORAGE / COMPRESSION / STATISTICS
 };
 
-// The relation exists, is a plain table zdd supports, is not a system or
+// The relation exists, is a plain or partitioned table zdd supports, is not a system or
 // zdd catalog, and the current user owns it (42501 otherwise).
 void check_table(Oid relid);
 
 // The table can be walked and kept in step: not temporary, no rules, no
-// inheritance parent or children, no FORCE ROW LEVEL SECURITY that would
-// hide rows from its owner (0A000 otherwise).
+// inheritance parent or children (a partitioned table's partitions are
+// fine; a partition itself is refused, 42809: the transition belongs on its
+// root), no FORCE ROW LEVEL SECURITY that would hide rows from its owner
+// (0A000 otherwise).
 void check_walkable(Oid relid);
 
 // The old column: exists, is a user column, not generated (identity is fine),

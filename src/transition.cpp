@@ -7,6 +7,7 @@
 #include "conversion.hpp"
 #include "ddl.hpp"
 #include "guard.hpp"
+#include "partitions.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "table.hpp"
@@ -67,6 +68,7 @@ int64_t expand(const Expand &x) {
                   {}, fmt::format("Complete or abort that transition first (or call {} with the "
                                   "same columns to get its id).", what));
   table::check_walkable(relid);
+  if (partitions::is_partitioned(relid)) partitions::check_tree(relid, old_col);
   const table::Column old_attr = table::column_to_move(relid, old_col);
   table::check_twin_rights(relid, old_attr.attnum);
   attachments::refuse_uncarried(relid, old_attr.attnum, old_col);
@@ -80,7 +82,8 @@ int64_t expand(const Expand &x) {
 
   const int64_t id = catalog::next_id();
   const std::string rel = spi::qualified_relation(relid);
-  spi::execute(fmt::format("ALTER TABLE ONLY {} ADD COLUMN {} {}", rel, spi::ident(new_col),
+  const std::string only = partitions::only(relid);
+  spi::execute(fmt::format("ALTER TABLE {}{} ADD COLUMN {} {}", only, rel, spi::ident(new_col),
                            x.new_type_sql.value_or(old_attr.type_sql)));
   // Storage and compression only where the new type has them (a retype
   // to a fixed-length type has neither); the statistics target always.
@@ -89,7 +92,7 @@ int64_t expand(const Expand &x) {
   });
   for (const std::string &s : old_attr.column_options)
     if (!x.new_type_sql || varlena || s.rfind("SET STATISTICS", 0) == 0)
-      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} {}", rel, spi::ident(new_col), s));
+      spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} {}", only, rel, spi::ident(new_col), s));
   attachments::copy_column_attributes(relid, old_col, new_col);
   // The same default (converted by up for a retype), so that the new
   // app's DEFAULT (and an INSERT that omits the column) gives the column's
@@ -105,7 +108,7 @@ int64_t expand(const Expand &x) {
     const auto text = conversion::converted_default(
         conversion::spec_for(relid, old_col, new_col, x.up, x.down), relid);
     if (text)
-      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel,
+      spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel,
                                spi::ident(new_col), *text));
   }
   std::string args = fmt::format("{}, {}, {}", spi::literal(std::to_string(id)), spi::literal(old_col),
@@ -116,6 +119,7 @@ int64_t expand(const Expand &x) {
                            "EXECUTE FUNCTION zdd.sync_trigger({})",
                            spi::ident(catalog::trigger_name(id)), rel, args));
   catalog::insert(id, relid, old_col, new_col, x.batch, x.pause, x.rate, x.target, what);
+  if (partitions::is_partitioned(relid)) partitions::record_leaves(id, relid);
   (void)pg_call([&] { return write_log::slot_for(id); });  // the write log counts from here
   if (x.kind == "retype")
     catalog::execute(
@@ -178,8 +182,12 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
     // Every lock under the retry policy: dropping the new column's twin
     // foreign keys locks the referenced tables too.
     const std::string rel = spi::qualified_relation(t.relid);
+    const bool partitioned = partitions::is_partitioned(t.relid);
     ddl::with_lock_retry("abort", [&] {
-      pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
+      if (partitioned)
+        partitions::lock_tree(t.relid);  // one lock set, parent first
+      else
+        pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
       spi::execute(
           fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
       // Twins on other tables (foreign keys referencing the new column) go
@@ -188,8 +196,8 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
         if (it.kind == 'r' && OidIsValid(it.twin))
           spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT",
                                    spi::qualified_relation(it.table), spi::ident(it.twin_name)));
-      spi::execute(fmt::format("ALTER TABLE ONLY {} DROP COLUMN IF EXISTS {} RESTRICT", rel,
-                               spi::ident(t.new_column)));
+      spi::execute(fmt::format("ALTER TABLE {}{} DROP COLUMN IF EXISTS {} RESTRICT",
+                               partitioned ? "" : "ONLY ", rel, spi::ident(t.new_column)));
     });
   }
   catalog::set_phase(t, "aborted", t.table_exists ? "abort" : "abort: table no longer exists");

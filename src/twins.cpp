@@ -28,8 +28,11 @@
 // through ddl::with_lock_retry.
 #include "twins.hpp"
 
+#include <map>
+
 #include "conversion.hpp"
 #include "ddl.hpp"
+#include "partitions.hpp"
 #include "spi.hpp"
 #include "toplevel.hpp"
 #include "xact.hpp"
@@ -232,6 +235,53 @@ struct IndexRow {
   bool deferrable, deferred, replident;
 };
 
+// For a partitioned table's indexes: each leaf's partition of the index
+// with that leaf's own twin (plan() of the leaf, once per leaf). A primary
+// key or unique constraint has no twin on the parent before complete: its
+// twin is the set of leaf twins (twin = relid once all exist), and its
+// definition the constraint's with the old column read as the new one.
+void add_leaf_twins(Oid relid, const std::string &old_column, const std::string &new_column,
+                    std::vector<Item> &items) {
+  std::map<Oid, std::vector<Item>> leaf_plans;
+  const std::string from_q = spi::ident(old_column), to_q = spi::ident(new_column);
+  for (Item &it : items) {
+    if (it.kind != 'i') continue;
+    auto parts = spi::query(
+        "SELECT i.indrelid, t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t "
+        "JOIN pg_catalog.pg_index i ON i.indexrelid = t.relid WHERE t.isleaf ORDER BY 1",
+        {spi::p_oid(it.oid)});
+    bool all = true;
+    for (const auto &p : parts) {
+      Item::LeafTwin lt;
+      lt.leaf = static_cast<Oid>(std::stoul(*p[0]));
+      lt.index = static_cast<Oid>(std::stoul(*p[1]));
+      auto found = leaf_plans.find(lt.leaf);
+      if (found == leaf_plans.end())
+        found = leaf_plans.emplace(lt.leaf, plan(lt.leaf, old_column, new_column)).first;
+      for (const Item &li : found->second)
+        if (li.kind == 'i' && li.oid == lt.index) {
+          lt.index_name = li.name;
+          lt.twin = li.twin;
+          lt.twin_name = li.twin_name;
+          lt.leftovers = li.leftovers;
+        }
+      all = all && OidIsValid(lt.twin);
+      it.leaf_twins.push_back(lt);
+    }
+    if (it.contype == 'p' || it.contype == 'u') {
+      auto def = spi::query(
+          "SELECT pg_catalog.pg_get_constraintdef(co.oid) FROM pg_catalog.pg_constraint co "
+          "WHERE co.conindid = $1 AND co.conrelid = $2",
+          {spi::p_oid(it.oid), spi::p_oid(relid)});
+      if (!def.empty()) it.definition = swap_fk_columns(*def[0][0], from_q, to_q, true, false);
+      if (all && pg_call([&] { return get_attnum(relid, new_column.c_str()); }) > 0) {
+        it.twin = relid;
+        it.twin_name.clear();
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // See twins.hpp.
@@ -413,6 +463,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
         }
     items.push_back(it);
   }
+  if (partitions::is_partitioned(relid)) add_leaf_twins(relid, old_column, new_column, items);
   return items;
 }
 
@@ -483,17 +534,20 @@ void not_null(const Context &c) {
                          {spi::p_oid(c.relid), spi::p_text(helper)})
                   .empty();
   });
+  // On a partitioned table each step recurses to the partitions (each
+  // partition's SET NOT NULL uses the helper check it inherited: no scan).
+  const std::string only = in_own_transaction([&] { return partitions::only(c.relid); });
   if (!exists)
     owner_ddl(c, "twin NOT NULL",
-              fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+              fmt::format("ALTER TABLE {}{} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID", only,
                           c.rel, spi::ident(helper), newc));
   owner_ddl(c, "validate NOT NULL",
-            fmt::format("ALTER TABLE ONLY {} VALIDATE CONSTRAINT {}", c.rel, spi::ident(helper)));
+            fmt::format("ALTER TABLE {}{} VALIDATE CONSTRAINT {}", only, c.rel, spi::ident(helper)));
   in_own_transaction([&] {
     catalog::as_role(c.owner, [&] {
       ddl::with_lock_retry("SET NOT NULL", [&] {
-        spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET NOT NULL", c.rel, newc));
-        spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT IF EXISTS {}", c.rel,
+        spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET NOT NULL", only, c.rel, newc));
+        spi::execute(fmt::format("ALTER TABLE {}{} DROP CONSTRAINT IF EXISTS {}", only, c.rel,
                                  spi::ident(helper)));
       });
     });
@@ -591,14 +645,17 @@ void constraint_twin(const Context &base, const Item &it) {
     if (again.empty())
       catalog::as_role(c.owner, [&] {
         ddl::run_with_retry("twin constraint",
-                            fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} NOT VALID", c.rel,
-                                        spi::ident(name), it.definition));
+                            fmt::format("ALTER TABLE {}{} ADD CONSTRAINT {} {} NOT VALID",
+                                        partitions::only(c.relid), c.rel, spi::ident(name),
+                                        it.definition));
       });
   });
   if (!it.validated) return;
   try {
     owner_ddl(c, "validate twin",
-              fmt::format("ALTER TABLE ONLY {} VALIDATE CONSTRAINT {}", c.rel, spi::ident(name)));
+              fmt::format("ALTER TABLE {}{} VALIDATE CONSTRAINT {}",
+                          in_own_transaction([&] { return partitions::only(c.relid); }), c.rel,
+                          spi::ident(name)));
   } catch (const PgError &e) {
     // A CHECK that no longer holds on the converted values (a retype):
     // say which original it is; it is never dropped silently.
@@ -631,10 +688,108 @@ void record_progress(const Context &c) {
   });
 }
 
+// The context of leaf partition leaf of c's table.
+Context leaf_context(const Context &c, Oid leaf) {
+  Context l = c;
+  in_own_transaction([&] {
+    l.relid = leaf;
+    l.rel = spi::qualified_relation(leaf);
+    l.owner = catalog::table_owner(leaf);
+    l.schema = pg_call([&] { return std::string(get_namespace_name(get_rel_namespace(leaf))); });
+  });
+  return l;
+}
+
+// A partitioned table's index twin: each leaf's twin built concurrently
+// (unattached); then, for an index no constraint owns, CREATE INDEX on the
+// parent (brief lock, retried): PostgreSQL finds each leaf's equal index
+// and attaches it instead of building one. A primary key or unique
+// constraint stops at the leaf twins: complete makes them constraints.
+void partitioned_index_twin(const Context &c, const Item &it) {
+  for (const Item::LeafTwin &lt : it.leaf_twins) {
+    if (OidIsValid(lt.twin)) continue;
+    Item leaf_item{'i'};
+    leaf_item.oid = lt.index;
+    leaf_item.name = lt.index_name;
+    leaf_item.leftovers = lt.leftovers;
+    index_twin(leaf_context(c, lt.leaf), leaf_item);
+  }
+  if (it.contype == 'p' || it.contype == 'u') return;
+  in_own_transaction([&] {
+    // Every leaf must have its twin now: a missing one would be built
+    // under the parent statement's lock.
+    std::vector<Item::LeafTwin> built;
+    for (const Item &now : plan(c.relid, c.old_column, c.new_column))
+      if (now.oid == it.oid) built = now.leaf_twins;
+    if (built.empty()) return;  // no partition yet: the parent's index would be empty anyway
+    for (const Item::LeafTwin &lt : built)
+          if (!OidIsValid(lt.twin))
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("zdd: transition {}: partition {} lacks the twin of index \"{}\"",
+                                    c.id, spi::qualified_relation(lt.leaf), it.name),
+                        {}, "zdd.resume(id) tries again.");
+    catalog::as_role(c.owner, [&] {
+      for (Oid o : it.leftovers)  // an invalid parent index: DROP INDEX (no CONCURRENTLY for those)
+        ddl::run_with_retry("drop leftover", fmt::format("DROP INDEX IF EXISTS {}.{}", spi::ident(c.schema),
+                                                         spi::ident(pg_call([&] {
+                                                           return std::string(get_rel_name(o));
+                                                         }))));
+      // The leaf twin's definition with the parent's name: columns and
+      // expressions are the same names on every partition.
+      const Item::LeafTwin &first = built.front();
+      auto def = spi::query("SELECT pg_catalog.pg_get_indexdef($1), i.indisunique FROM pg_catalog.pg_index i "
+                            "WHERE i.indexrelid = $1",
+                            {spi::p_oid(first.twin)});
+      const std::string text = *def[0][0];
+      const std::string marker = " ON " + spi::qualified_relation(first.leaf) + " USING ";
+      const size_t at = text.find(marker);
+      if (at == std::string::npos)
+        throw Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: unexpected index definition: {}", text));
+      ddl::run_with_retry("twin index on the partitioned table",
+                          fmt::format("CREATE {}INDEX {} ON {} USING {}", *def[0][1] == "t" ? "UNIQUE " : "",
+                                      spi::ident(twin_name_for(c, it.name, true)), c.rel,
+                                      text.substr(at + marker.size())));
+    });
+  });
+}
+
+// A partitioned table's foreign key twin (PostgreSQL 15 refuses NOT VALID
+// foreign keys on partitioned tables): on each leaf, added NOT VALID and
+// validated (writes go on); then added on the parent, which attaches the
+// leaves' equal, validated keys without a scan (brief lock, retried).
+void partitioned_fk_twin(const Context &c, const Item &it) {
+  std::vector<Oid> leaves;
+  in_own_transaction([&] {
+    for (const auto &l : partitions::leaves(c.relid)) leaves.push_back(l.relid);
+  });
+  for (Oid leaf : leaves) {
+    Context lc = leaf_context(c, leaf);
+    Item leaf_item = it;
+    leaf_item.table = InvalidOid;
+    // the leaf's own copy: validated already, or (from an earlier try) not yet
+    bool valid = false;
+    in_own_transaction([&] {
+      valid = !spi::query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = 'f' "
+                          "AND convalidated AND pg_catalog.pg_get_constraintdef(oid) = $2",
+                          {spi::p_oid(leaf), spi::p_text(it.definition)})
+                   .empty();
+    });
+    if (!valid) constraint_twin(lc, leaf_item);
+  }
+  in_own_transaction([&] {
+    catalog::as_role(c.owner, [&] {
+      ddl::run_with_retry("twin foreign key on the partitioned table",
+                          fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", c.rel,
+                                      spi::ident(twin_name_for(c, it.name, false)), it.definition));
+    });
+  });
+}
+
 }  // namespace
 
 void build(int64_t transition_id) {
   const Context c = load(transition_id);
+  const bool partitioned = in_own_transaction([&] { return partitions::is_partitioned(c.relid); });
   record_progress(c);
   // Indexes before constraints: a self-referencing foreign key needs the
   // new column's unique twin.
@@ -642,7 +797,7 @@ void build(int64_t transition_id) {
     for (const Item &it : current(c)) {
       if (it.kind != kind || OidIsValid(it.twin)) continue;
       if (kind == 'n') not_null(c);
-      if (kind == 'i') index_twin(c, it);
+      if (kind == 'i') partitioned ? partitioned_index_twin(c, it) : index_twin(c, it);
       if (kind == 'c' && it.definition.empty())
         throw Error(ERRCODE_DATATYPE_MISMATCH,
                     fmt::format("zdd: transition {}: {} does not apply to the new type of \"{}\"",
@@ -651,7 +806,10 @@ void build(int64_t transition_id) {
                     "function the new type lacks).",
                     "Change the constraint so that it works for both types, then zdd.resume(id); "
                     "or abort the transition.");
-      if (kind == 'c' || kind == 'f' || kind == 'r') constraint_twin(c, it);
+      if (kind == 'f' && partitioned)
+        partitioned_fk_twin(c, it);
+      else if (kind == 'c' || kind == 'f' || kind == 'r')
+        constraint_twin(c, it);
       record_progress(c);
     }
   for (const Item &it : current(c))

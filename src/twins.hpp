@@ -22,9 +22,22 @@ struct Item {
   Oid twin = InvalidOid;    // the twin, if the table has it
   std::string twin_name;
   std::vector<Oid> leftovers;  // INVALID indexes of failed builds of this twin
+  // A partitioned table's index: each leaf's partition of it, with that
+  // leaf's twin (built concurrently, unattached). A primary key or unique
+  // constraint's twin is these leaf twins (it.twin = the table once every
+  // leaf has one): complete turns them into the leaves' constraints and
+  // adds the parent's (definition), which attaches them without a scan.
+  struct LeafTwin {
+    Oid leaf = InvalidOid, index = InvalidOid, twin = InvalidOid;
+    std::string index_name, twin_name;
+    std::vector<Oid> leftovers;
+  };
+  std::vector<LeafTwin> leaf_twins;
 };
 
 // What protects the old column of transition-to-be (relid, old → new), read
+// (on a partitioned table: what is defined on it, each index with its
+// leaves' twins),
 // from the catalogs now, each item with its twin if it exists. Needs SPI
 // and a transaction; complete calls it under its ACCESS EXCLUSIVE lock.
 std::vector<Item> plan(Oid relid, const std::string &old_column, const std::string &new_column);

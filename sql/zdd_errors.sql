@@ -11,6 +11,7 @@ CREATE VIEW v AS SELECT * FROM t;
 CREATE MATERIALIZED VIEW mv AS SELECT * FROM t;
 CREATE SEQUENCE s;
 CREATE TABLE parted (id int, lastname text) PARTITION BY RANGE (id);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
 CREATE DOMAIN checked_text AS text CHECK (VALUE <> '');
 CREATE TABLE dom (id int PRIMARY KEY, d checked_text);
 SELECT zdd.begin_rename('nosuch', 'a', 'b');
@@ -37,7 +38,7 @@ SELECT zdd.begin_rename('s', 'last_value', 'lv');
 \echo :LAST_ERROR_SQLSTATE
 SELECT zdd.begin_rename('t_lastname_idx', 'lastname', 'surname');
 \echo :LAST_ERROR_SQLSTATE
-SELECT zdd.begin_rename('parted', 'lastname', 'surname');
+SELECT zdd.begin_rename('parted_1', 'lastname', 'surname');
 \echo :LAST_ERROR_SQLSTATE
 SELECT zdd.begin_rename('pg_class', 'relname', 'rn');
 \echo :LAST_ERROR_SQLSTATE

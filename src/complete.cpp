@@ -113,6 +113,8 @@ void contract(const catalog::Transition &t, bool force) {
                 "Detach them (ALTER TABLE child NO INHERIT parent), or abort the transition.");
   if (partitioned) {
     // Partitions attached since the backfill: their rows were never walked.
+    // (Detached ones leave the transition's list here.)
+    (void)partitions::sync_leaves(t.id, t.relid);
     const std::string behind = partitions::unfinished_leaves(t.id, t.relid);
     if (!behind.empty())
       throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

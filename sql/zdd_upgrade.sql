@@ -23,5 +23,14 @@ CALL zdd.wait(:id, '60 s');
 SELECT zdd.ready('u', 'surname');
 SELECT zdd.complete(:id);
 SELECT attname FROM pg_attribute WHERE attrelid = 'u'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+-- a partitioned table through the updated objects
+SELECT to_regprocedure('zdd.prepare_partition(bigint, regclass)') IS NOT NULL AS has_prepare_partition;
+CREATE TABLE pu (id int, d int, lastname text, PRIMARY KEY (id, d)) PARTITION BY RANGE (d);
+CREATE TABLE pu_1 PARTITION OF pu FOR VALUES FROM (0) TO (5);
+CREATE TABLE pu_2 PARTITION OF pu FOR VALUES FROM (5) TO (10);
+INSERT INTO pu SELECT g, g % 10, 'n' || g FROM generate_series(1, 100) g;
+SELECT zdd.begin_rename('pu', 'lastname', 'surname') AS pid \gset
+CALL zdd.wait(:pid, '60 s');
+SELECT partition, pass, rows_done FROM zdd.status_partitions ORDER BY position;
 \c regression
 DROP DATABASE zdd_upgrade;

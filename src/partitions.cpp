@@ -224,12 +224,9 @@ Datum prepare_partition(FunctionCallInfo fcinfo) {
     throw Error(ERRCODE_WRONG_OBJECT_TYPE,
                 fmt::format("zdd: transition {} is not on a partitioned table", id));
   table::check_table(relid);
-  if (partitions::is_partitioned(relid))
-    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                fmt::format("zdd: {} is partitioned; prepare each of its partitions and attach them to it "
-                            "before attaching it",
-                            spi::qualified_relation(relid)));
   table::check_walkable(relid);  // also refuses a table that already is a partition
+  // A partitioned table to attach as a sub-partition: every step recurses.
+  const std::string only = partitions::only(relid);
   const std::string rel = spi::qualified_relation(relid);
   const std::string newc = spi::ident(t.new_column);
   auto cols = spi::query(
@@ -252,19 +249,19 @@ Datum prepare_partition(FunctionCallInfo fcinfo) {
   guard::Scope own_ddl;
   ddl::lock_table(relid, AccessExclusiveLock, "prepare_partition");
   if (!cols[0][3]) {
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ADD COLUMN {} {}", rel, newc, *cols[0][0]));
+    spi::execute(fmt::format("ALTER TABLE {}{} ADD COLUMN {} {}", only, rel, newc, *cols[0][0]));
     if (cols[0][2])
-      spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {}", rel, newc, *cols[0][2]));
+      spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *cols[0][2]));
   }
   // Fill the new column (rows already in step are left alone).
   catalog::as_role(catalog::table_owner(relid), [&] {
-    spi::query(fmt::format("UPDATE ONLY {} t SET {} = zdd.up(t.{o}, t.{n}, $1, $2, $3, $4) "
+    spi::query(fmt::format("UPDATE {}{} t SET {} = zdd.up(t.{o}, t.{n}, $1, $2, $3, $4) "
                            "WHERE NOT zdd.in_step(t.{o}, t.{n}, $1, $2, $3, $4)",
-                           rel, newc, fmt::arg("o", spi::ident(t.old_column)), fmt::arg("n", newc)),
+                           only, rel, newc, fmt::arg("o", spi::ident(t.old_column)), fmt::arg("n", newc)),
                {spi::p_text(t.old_column), spi::p_text(t.new_column), spi::p_text(t.up), spi::p_text(t.down)});
   });
   if (*cols[0][1] == "t")
-    spi::execute(fmt::format("ALTER TABLE ONLY {} ALTER COLUMN {} SET NOT NULL", rel, newc));
+    spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET NOT NULL", only, rel, newc));
   // The parent's CHECK constraints that use the new column, by name.
   for (const auto &r : spi::query(
            "SELECT co.conname, pg_catalog.pg_get_constraintdef(co.oid) FROM pg_catalog.pg_constraint co "
@@ -274,7 +271,7 @@ Datum prepare_partition(FunctionCallInfo fcinfo) {
            "AND x.conname = co.conname)",
            {spi::p_oid(t.relid), spi::p_oid(relid), spi::p_text(t.new_column)}))
     catalog::as_role(catalog::table_owner(relid), [&] {
-      spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {}", rel, spi::ident(*r[0]), *r[1]));
+      spi::execute(fmt::format("ALTER TABLE {}{} ADD CONSTRAINT {} {}", only, rel, spi::ident(*r[0]), *r[1]));
     });
   PG_RETURN_VOID();
 }

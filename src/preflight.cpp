@@ -9,6 +9,7 @@
 #include "catalog.hpp"
 #include "ddl.hpp"
 #include "retype.hpp"
+#include "partitions.hpp"
 #include "spi.hpp"
 #include "table.hpp"
 
@@ -35,6 +36,9 @@ void blockers(Oid relid, const std::string &oldc, const std::string &newc, std::
   };
   add(ddl::probe([&] { table::check_table(relid); }));
   add(ddl::probe([&] { table::check_walkable(relid); }));
+  add(ddl::probe([&] {
+    if (partitions::is_partitioned(relid)) partitions::check_tree(relid, oldc);
+  }));
   auto col = ddl::probe([&] { table::column_to_move(relid, oldc); });
   add(col);
   add(ddl::probe([&] { table::check_new_name(relid, newc); }));

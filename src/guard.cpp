@@ -3,11 +3,14 @@
 // run, the commands that would break an open transition:
 //   DROP EXTENSION zdd / DROP SCHEMA zdd (the sync triggers would go, the
 //     half-filled new columns would stay);
-//   DROP TABLE of a table in transition;
+//   DROP TABLE of a table in transition (a partition of one may be
+//     dropped: its rows leave with it);
 //   ALTER TABLE ... DROP COLUMN / ALTER COLUMN TYPE of either column,
 //     RENAME COLUMN of either column;
 //   DROP TRIGGER / ALTER TABLE ... DISABLE TRIGGER of a sync trigger
-//     (DISABLE TRIGGER ALL / USER too).
+//     (DISABLE TRIGGER ALL / USER too) — on a partition of a table in
+//     transition too;
+//   ATTACH PARTITION of a table without the new column (see check_attach).
 // Each refusal names the transitions and says what to do (55006). An event
 // trigger rather than a ProcessUtility hook: it is in force in every
 // session of the database whether or not the library was loaded there.
@@ -39,14 +42,19 @@ namespace {
 
 // The open transitions on relid (all tables when relid is invalid) that
 // use column (any column when nullopt), as "id (table: old → new), ...".
-std::string open_transitions(Oid relid, const std::optional<std::string> &column) {
+// With ancestors, also those on a partitioned table relid is a partition
+// of (at any level): a partition's columns and cloned sync trigger are
+// its root's.
+std::string open_transitions(Oid relid, const std::optional<std::string> &column, bool ancestors = false) {
   auto rows = catalog::query(
       "SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s: %s → %s)', t.id, t.tbl, t.old_column, "
       "t.new_column), ', ' ORDER BY t.id) FROM zdd.transition t "
       "WHERE t.phase <> ALL (ARRAY['completed', 'aborted']) "
-      "AND ($1::pg_catalog.oid IS NULL OR t.tbl::pg_catalog.oid = $1) "
+      "AND ($1::pg_catalog.oid IS NULL OR t.tbl::pg_catalog.oid = $1 OR ($3 AND t.tbl::pg_catalog.oid IN "
+      "  (SELECT a::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a))) "
       "AND ($2::pg_catalog.name IS NULL OR $2::pg_catalog.name IN (t.old_column, t.new_column))",
-      {OidIsValid(relid) ? spi::p_oid(relid) : spi::Param{OIDOID, std::nullopt}, spi::p_text(column)});
+      {OidIsValid(relid) ? spi::p_oid(relid) : spi::Param{OIDOID, std::nullopt}, spi::p_text(column),
+       spi::p_bool(ancestors)});
   return rows[0][0].value_or("");
 }
 
@@ -133,10 +141,10 @@ void check(Node *tree) {
         continue;
       }
       if ((c->subtype == AT_DropColumn || c->subtype == AT_AlterColumnType) && c->name)
-        open = open_transitions(relid, std::string(c->name));
+        open = open_transitions(relid, std::string(c->name), true);
       else if ((c->subtype == AT_DisableTrig && sync_trigger_name(c->name)) ||
                c->subtype == AT_DisableTrigAll || c->subtype == AT_DisableTrigUser)
-        open = open_transitions(relid, std::nullopt);
+        open = open_transitions(relid, std::nullopt, true);
       if (!open.empty())
         refuse(c->subtype == AT_DropColumn         ? "DROP COLUMN"
                : c->subtype == AT_AlterColumnType ? "ALTER COLUMN ... TYPE"
@@ -147,7 +155,8 @@ void check(Node *tree) {
     RenameStmt *r = castNode(RenameStmt, tree);
     if (r->renameType == OBJECT_COLUMN && r->relation && r->subname) {
       const Oid relid = relation_of(r->relation);
-      const std::string open = OidIsValid(relid) ? open_transitions(relid, std::string(r->subname)) : std::string();
+      const std::string open =
+          OidIsValid(relid) ? open_transitions(relid, std::string(r->subname), true) : std::string();
       if (!open.empty()) refuse("RENAME COLUMN", open);
     }
   }

@@ -280,12 +280,83 @@ HEALTH_MD=$(cat <<MD
 MD
 )
 }
+# ---------------------------------------------------------------- 8. partitions
+# The same rows in one table and in 12 range partitions: backfill (and
+# verify, twins) of a rename side by side, and complete's lock hold with 12
+# partitions (one lock set: the parent and every partition), for a rename
+# with an index on the column and for an int -> bigint primary key.
+pt_tables() {  # pt_tables: pt_flat and pt_part ($BIG rows each), fresh
+psql -X -q -d postgres <<SQL
+DROP TABLE IF EXISTS pt_flat, pt_part;
+CREATE TABLE pt_flat (id int NOT NULL, ts int NOT NULL, lastname text NOT NULL, PRIMARY KEY (id, ts));
+CREATE TABLE pt_part (LIKE pt_flat INCLUDING ALL) PARTITION BY RANGE (ts);
+SELECT format('CREATE TABLE pt_part_%s PARTITION OF pt_part FOR VALUES FROM (%s) TO (%s)', m, m, m + 1)
+FROM generate_series(0, 11) m \gexec
+INSERT INTO pt_flat SELECT g, g % 12, 'name' || g FROM generate_series(1, $BIG) g;
+INSERT INTO pt_part SELECT * FROM pt_flat;
+CREATE INDEX ON pt_flat (lastname);
+CREATE INDEX ON pt_part (lastname);
+VACUUM ANALYZE pt_flat, pt_part;
+CHECKPOINT;
+SQL
+}
+pt_times() {  # pt_times ID: "backfill+verify total" seconds of transition ID
+q "SELECT extract(epoch FROM (SELECT max(at) FROM zdd.history WHERE transition_id = $1 AND detail IN ('verify pass finished', 'backfill and verify passes finished on every partition')) - t.backfill_started_at)::numeric(10,2),
+  extract(epoch FROM t.backfill_finished_at - t.backfill_started_at)::numeric(10,2) FROM zdd.transition t WHERE id = $1" | tr '|' ' '
+}
+partition_section() {
+local flat_pass="" flat_total="" part_pass="" part_total="" c_flat="" c_part="" c_pk="" id p t r
+PT_MISMATCH=0
+for r in $(seq "$ROUNDS"); do
+  pt_tables
+  for v in flat part; do
+    id=$(q "SELECT zdd.begin_rename('pt_$v', 'lastname', 'surname', batch_size => 10000, pause_ms => 0)")
+    q "CALL zdd.wait($id, '30 min')" >/dev/null
+    read -r p t < <(pt_times "$id")
+    PT_MISMATCH=$((PT_MISMATCH + $(q "SELECT count(*) FROM pt_$v WHERE surname IS DISTINCT FROM lastname")))
+    if [ $v = flat ]; then flat_pass+="$p "; flat_total+="$t "; c_flat+="$(ms "SELECT zdd.complete($id)") ";
+    else part_pass+="$p "; part_total+="$t "; c_part+="$(ms "SELECT zdd.complete($id)") "; fi
+  done
+  id=$(q "SELECT zdd.begin_retype('pt_part', 'id', 'bigint', batch_size => 10000, pause_ms => 0)")
+  q "CALL zdd.wait($id, '30 min')" >/dev/null
+  c_pk+="$(ms "SELECT zdd.complete($id)") "
+done
+PT_FLAT_S=$(tr ' ' '\n' <<<"$flat_pass" | grep . | stats); PT_PART_S=$(tr ' ' '\n' <<<"$part_pass" | grep . | stats)
+PT_FLAT_T=$(tr ' ' '\n' <<<"$flat_total" | grep . | stats); PT_PART_T=$(tr ' ' '\n' <<<"$part_total" | grep . | stats)
+PT_C_FLAT=$(tr ' ' '\n' <<<"$c_flat" | grep . | stats); PT_C_PART=$(tr ' ' '\n' <<<"$c_part" | grep . | stats)
+PT_C_PK=$(tr ' ' '\n' <<<"$c_pk" | grep . | stats)
+R_PT=$(ratio "$(med "$PT_PART_S")" "$(med "$PT_FLAT_S")"); R_PT_T=$(ratio "$(med "$PT_PART_T")" "$(med "$PT_FLAT_T")")
+PT_CHECK=$(q "SELECT string_agg(DISTINCT format_type(atttypid, atttypmod), ',') FROM pg_attribute WHERE attname = 'id' AND attrelid IN (SELECT relid FROM pg_partition_tree('pt_part'))")
+echo "partitions done: flat $PT_FLAT_S part $PT_PART_S complete $PT_C_PART pk $PT_C_PK"
+PARTITION_MD=$(cat <<MD
+## 8. Partitioned tables ($BIG rows, 12 range partitions vs one table)
+
+Rename of a text column with an index on it, unthrottled (batch 10000, pause 0); median (min–max) of $ROUNDS rounds, fresh tables each, the two variants back to back.
+
+| | one table | 12 partitions | ratio | target |
+|---|---|---|---|---|
+| backfill + verification passes | ${PT_FLAT_S} s | ${PT_PART_S} s | $R_PT | ≤ 1.2: $(verdict "$R_PT" 1.2 le) |
+| … + twins (NOT NULL, the index) | ${PT_FLAT_T} s | ${PT_PART_T} s | $R_PT_T | |
+| \`complete\` of the rename (ACCESS EXCLUSIVE on every table, upper bound) | ${PT_C_FLAT} ms | ${PT_C_PART} ms | | ≤ 50: $(verdict "$(med "$PT_C_PART")" 50 le) |
+| \`complete\` of int → bigint on the primary key (id, ts) | | ${PT_C_PK} ms | | ≤ 50: $(verdict "$(med "$PT_C_PK")" 50 le) |
+| rows out of step afterwards | | $PT_MISMATCH | | |
+| id type afterwards, every partition | | $PT_CHECK | | |
+MD
+)
+}
+
 verdict() { [ "$1" = n/a ] && { echo "n/a (noise: an overhead came out ≤ 0)"; return; }
   awk -v x="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (x <= t) : (x >= t); print ok ? "met" : "MISSED" }'; }
 if [ -n "${ZDD_BENCH_ONLY_HEALTH:-}" ]; then
   q "CREATE EXTENSION zdd"
   health_section
   echo "$HEALTH_MD"
+  exit 0
+fi
+if [ -n "${ZDD_BENCH_ONLY_PARTITIONS:-}" ]; then
+  q "CREATE EXTENSION zdd"
+  partition_section
+  echo "$PARTITION_MD"
   exit 0
 fi
 if [ -n "${ZDD_BENCH_ONLY_RETYPE:-}" ]; then
@@ -481,6 +552,7 @@ fi
 
 retype_section
 health_section
+partition_section
 
 # ---------------------------------------------------------------- results
 cat > "$OUT_DIR/RESULTS.md" <<MD
@@ -545,5 +617,7 @@ $SCALE_LINE
 $RETYPE_MD
 
 $HEALTH_MD
+
+$PARTITION_MD
 MD
 cat "$OUT_DIR/RESULTS.md"

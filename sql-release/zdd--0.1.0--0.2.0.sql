@@ -385,6 +385,7 @@ CREATE TABLE zdd.transition_leaf (
     cursor        text[],
     walk_key      text,
     walk_end      text[],
+    sync_trigger  oid,                       -- the leaf's clone of the sync trigger (new at each ATTACH)
     rows_total    bigint,                    -- estimate when it joined
     rows_done     bigint NOT NULL DEFAULT 0,
     rows_written  bigint NOT NULL DEFAULT 0,

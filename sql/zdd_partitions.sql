@@ -195,3 +195,37 @@ CALL zdd.wait(:gp, '60 s');
 SELECT leaf_name, pass, rows_done FROM zdd.status_partitions WHERE id = :gp ORDER BY position;
 SELECT count(*) FILTER (WHERE v IS DISTINCT FROM val) AS out_of_step, count(*) FROM gp;
 SELECT zdd.complete(:gp);
+-- a partition key expression on the column is the partition key too
+CREATE TABLE ex (id int, ts timestamptz, v text) PARTITION BY RANGE (((ts AT TIME ZONE 'UTC')::date));
+CREATE TABLE ex_1 PARTITION OF ex FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');
+SELECT zdd.begin_rename('ex', 'ts', 'at');
+\echo :LAST_ERROR_SQLSTATE
+-- a default or comment set on one partition only is refused
+ALTER TABLE ex_1 ALTER COLUMN v SET DEFAULT 'local';
+SELECT zdd.begin_rename('ex', 'v', 'w');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE ex_1 ALTER COLUMN v DROP DEFAULT;
+-- a partition detached, written and attached again in one go (no batch
+-- saw it detached) is walked again: its clone of the sync trigger is new
+CREATE TABLE rt (id int, d int, v text, PRIMARY KEY (id, d)) PARTITION BY LIST (d);
+CREATE TABLE rt_1 PARTITION OF rt FOR VALUES IN (1);
+CREATE TABLE rt_2 PARTITION OF rt FOR VALUES IN (2);
+ALTER TABLE rt_1 REPLICA IDENTITY USING INDEX rt_1_pkey;
+INSERT INTO rt SELECT g, 1 + g % 2, 'v' || g FROM generate_series(1, 200) g;
+SELECT zdd.begin_retype('rt', 'id', 'bigint', pause_ms => 0) AS rt \gset
+CALL zdd.wait(:rt, '60 s');
+BEGIN;
+ALTER TABLE rt DETACH PARTITION rt_2;
+UPDATE rt_2 SET id = id + 1000 WHERE id < 50;
+ALTER TABLE rt ATTACH PARTITION rt_2 FOR VALUES IN (2);
+COMMIT;
+SELECT zdd.complete(:rt);
+\echo :LAST_ERROR_SQLSTATE
+SELECT zdd.resume(:rt);
+CALL zdd.wait(:rt, '60 s');
+SELECT leaf_name, pass, rows_done FROM zdd.status_partitions WHERE id = :rt ORDER BY position;
+SELECT count(*) FILTER (WHERE id IS DISTINCT FROM id_zdd_new) AS out_of_step FROM rt;
+SELECT zdd.complete(:rt);
+SELECT sum(id), count(*) FROM rt;
+SELECT c.relname, c.relreplident, i.indexrelid::regclass AS identity_index FROM pg_class c
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisreplident WHERE c.relname IN ('rt_1', 'rt_2') ORDER BY 1;

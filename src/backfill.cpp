@@ -538,10 +538,15 @@ Step run_walk_step(Job &j, int limit) {
     // ALTER TABLE, pg_repack): every row has a new place, pages already
     // walked may now hold rows never visited. Restart the pass from the top
     // of the new file; nothing fails, no row is skipped.
-    update_walk(j, "walk_key = $2, cursor = NULL", {spi::p_text(k.signature)});
+    // A table that gained a primary key meanwhile starts a keyset walk of
+    // its own (with its end, below).
+    const bool keyset = !is_ctid_walk(k.signature);
+    update_walk(j, "walk_key = $2, cursor = NULL, walk_end = NULL",
+                {spi::p_text(keyset ? std::nullopt : std::optional(k.signature))});
     catalog::add_history(j.id, "backfill", j.state, j.state,
                          fmt::format("table rewritten during the {} pass: pass restarted", j.pass));
-    j.walk_key = k.signature;
+    j.walk_key = keyset ? std::nullopt : std::optional(k.signature);
+    j.walk_end.reset();
     j.cursor.reset();
   }
   if (!j.walk_key) {
@@ -616,8 +621,11 @@ bool transient(int sqlstate) {
 // Records a failed batch in its own transaction: last_error, the time of
 // the next try (other transitions go first meanwhile), failures + 1 unless
 // transient, and state 'failed' (with a history line) once failures reach
-// the limit or at once for a permanent error. Returns the backoff.
-long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass) {
+// the limit or at once for a permanent error. With reset_pass the pass
+// starts again from the top at resume: the transition's walk, or for a
+// partitioned table the walk of leaf (its counts taken off the totals).
+// Returns the backoff.
+long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass, Oid leaf) {
   std::string msg = e.message;
   if (!e.detail.empty()) msg += " (" + e.detail + ")";
   const bool counts = !transient(e.sqlstate);
@@ -628,6 +636,23 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
     const int failures = cur.empty() ? 0 : std::stoi(*cur[0][0]) + (counts ? 1 : 0);
     const std::string from = cur.empty() ? std::string("running") : *cur[0][1];
     backoff = failure_backoff_ms(std::max(failures, 1));
+    int64_t leaf_done = 0, leaf_verified = 0;
+    if (reset_pass && OidIsValid(leaf)) {
+      auto old = catalog::query(
+          "WITH old AS (SELECT pass, rows_done, rows_verified FROM zdd.transition_leaf "
+          "  WHERE transition_id = $1 AND leaf = $2::pg_catalog.oid::pg_catalog.regclass FOR UPDATE), "
+          "reset AS (UPDATE zdd.transition_leaf SET cursor = NULL, walk_key = NULL, walk_end = NULL, "
+          "  rows_done = CASE WHEN pass = 'backfill' THEN 0 ELSE rows_done END, "
+          "  rows_verified = CASE WHEN pass = 'verify' THEN 0 ELSE rows_verified END "
+          "  WHERE transition_id = $1 AND leaf = $2::pg_catalog.oid::pg_catalog.regclass RETURNING 1) "
+          "SELECT CASE WHEN pass = 'backfill' THEN rows_done ELSE 0 END, "
+          "CASE WHEN pass = 'verify' THEN rows_verified ELSE 0 END FROM old",
+          {spi::p_int8(id), spi::p_oid(leaf)});
+      if (!old.empty()) {
+        leaf_done = std::stoll(*old[0][0]);
+        leaf_verified = std::stoll(*old[0][1]);
+      }
+    }
     auto rows = catalog::query(
         "UPDATE zdd.transition SET failures = failures + $5::int, "
         "failures_total = failures_total + 1, last_error = $2, "
@@ -637,20 +662,15 @@ long record_failure(int64_t id, const Error &e, bool permanent, bool reset_pass)
         "cursor = CASE WHEN $4 THEN NULL ELSE cursor END, "
         "walk_key = CASE WHEN $4 THEN NULL ELSE walk_key END, "
         "walk_end = CASE WHEN $4 THEN NULL ELSE walk_end END, "
-        "rows_done = CASE WHEN $4 AND pass = 'backfill' THEN 0 ELSE rows_done END, "
-        "rows_verified = CASE WHEN $4 AND pass = 'verify' THEN 0 ELSE rows_verified END "
+        "rows_done = CASE WHEN NOT $4 THEN rows_done WHEN $7 THEN GREATEST(0, rows_done - $8) "
+        "  WHEN pass = 'backfill' THEN 0 ELSE rows_done END, "
+        "rows_verified = CASE WHEN NOT $4 THEN rows_verified WHEN $7 THEN GREATEST(0, rows_verified - $9) "
+        "  WHEN pass = 'verify' THEN 0 ELSE rows_verified END "
         "WHERE id = $1 AND phase = 'backfilling' AND backfill_state IN ('running', 'waiting') "
         "RETURNING backfill_state",
         {spi::p_int8(id), spi::p_text(msg), spi::p_int4(permanent ? 1 : max_batch_failures),
-         spi::p_bool(reset_pass), spi::p_int4(counts || permanent ? 1 : 0),
-         spi::p_int8(backoff)});
-    if (reset_pass)
-      catalog::execute(
-          "UPDATE zdd.transition_leaf SET cursor = NULL, walk_key = NULL, walk_end = NULL, "
-          "rows_done = CASE WHEN pass = 'backfill' THEN 0 ELSE rows_done END, "
-          "rows_verified = CASE WHEN pass = 'verify' THEN 0 ELSE rows_verified END "
-          "WHERE transition_id = $1 AND pass IN ('backfill', 'verify') AND cursor IS NOT NULL",
-          {spi::p_int8(id)});
+         spi::p_bool(reset_pass), spi::p_int4(counts || permanent ? 1 : 0), spi::p_int8(backoff),
+         spi::p_bool(OidIsValid(leaf)), spi::p_int8(leaf_done), spi::p_int8(leaf_verified)});
     if (!rows.empty() && *rows[0][0] == "failed") {
       catalog::end_wait(id);
       catalog::add_history(id, "backfill", from, "failed", msg);
@@ -727,8 +747,9 @@ long wait(const Job &j, const std::string &reason, int64_t lag_bytes) {
 
 // The body of one batch inside its transaction. Returns the sleep before
 // the next batch; sets twins_next when the twins pass must run now.
-long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
+long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting, Oid &leaf) {
   std::optional<Job> found = lock_job(id);
+  if (found && found->leaf) leaf = found->relid;
   if (!found || found->phase != "backfilling" ||
       (found->state != "running" && found->state != "waiting"))
     return 0;
@@ -797,7 +818,7 @@ long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
     return 0;
   }
   catalog::execute(
-      "UPDATE zdd.transition SET cursor = $2::pg_catalog.text[], "
+      "UPDATE zdd.transition SET cursor = CASE WHEN $10 THEN NULL ELSE $2::pg_catalog.text[] END, "
       "rows_done = rows_done + CASE WHEN $7 THEN 0 ELSE $3 END, "
       "rows_written = rows_written + CASE WHEN $7 THEN 0 ELSE $4 END, "
       "rows_verified = rows_verified + CASE WHEN $7 THEN $3 ELSE 0 END, "
@@ -815,7 +836,8 @@ long batch_in_transaction(int64_t id, bool &twins_next, bool &waiting) {
       "lag_bytes = $9 WHERE id = $1",
       {spi::p_int8(id), spi::p_text(s.next_cursor), spi::p_int8(s.visited), spi::p_int8(s.written),
        spi::p_int4(MyProcPid), spi::p_int4(next_size), spi::p_bool(verify),
-       spi::p_int4(int(std::min<long>(took, INT_MAX))), spi::p_int8(health.lag_bytes)});
+       spi::p_int4(int(std::min<long>(took, INT_MAX))), spi::p_int8(health.lag_bytes),
+       spi::p_bool(j.leaf)});
   if (j.leaf)
     update_walk(j,
                 "cursor = $2::pg_catalog.text[], "
@@ -856,10 +878,11 @@ long run_next_batch(Oid role) {
   std::optional<int64_t> id;
   long sleep = 0, wait_ms = 0;
   bool twins_next = false, waiting = false;
+  Oid leaf = InvalidOid;  // the leaf partition the batch walked, if any
   try {
     in_own_transaction([&] {
       id = pick(role, wait_ms);
-      if (id) sleep = batch_in_transaction(*id, twins_next, waiting);
+      if (id) sleep = batch_in_transaction(*id, twins_next, waiting, leaf);
     });
     if (!id) {
       pg_call([] { pgstat_report_activity(STATE_IDLE, nullptr); });
@@ -898,7 +921,7 @@ long run_next_batch(Oid role) {
     }
     pg_call([] { AbortCurrentTransaction(); });
     if (!id) throw;  // the catalog itself is unreadable: the worker loop logs it
-    return record_failure(*id, e, permanent, reset);
+    return record_failure(*id, e, permanent, reset, leaf);
   }
 }
 

@@ -189,9 +189,11 @@ void contract(const catalog::Transition &t, bool force) {
         }));
         spi::execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", leaf_schema, spi::ident(lt.twin_name),
                                  spi::ident(lt.index_name)));
-        spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}",
+        spi::execute(fmt::format("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}{}",
                                  spi::qualified_relation(lt.leaf), spi::ident(lt.index_name),
-                                 it.contype == 'p' ? "PRIMARY KEY" : "UNIQUE", spi::ident(lt.index_name)));
+                                 it.contype == 'p' ? "PRIMARY KEY" : "UNIQUE", spi::ident(lt.index_name),
+                                 it.deferrable ? (it.deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE")
+                                               : ""));
       }
       spi::execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", rel, spi::ident(it.name), it.definition));
     } else if (it.kind == 'i' && (it.contype == 'p' || it.contype == 'u')) {
@@ -210,9 +212,16 @@ void contract(const catalog::Transition &t, bool force) {
                                it.kind == 'r' ? spi::qualified_relation(it.table) : rel,
                                spi::ident(it.twin_name), spi::ident(it.name)));
     }
-    if (it.kind == 'i' && it.replica_identity && !partitioned)
+    if (it.kind == 'i' && it.replica_identity)
       spi::execute(fmt::format("ALTER TABLE ONLY {} REPLICA IDENTITY USING INDEX {}", rel,
                                spi::ident(it.name)));
+    // Each partition's replica identity index, on its twin.
+    for (const auto &lt : it.leaf_twins)
+      if (lt.replica_identity)
+        spi::execute(fmt::format("ALTER TABLE ONLY {} REPLICA IDENTITY USING INDEX {}",
+                                 spi::qualified_relation(lt.leaf),
+                                 spi::ident(it.contype == 'p' || it.contype == 'u' ? lt.index_name
+                                                                                   : lt.twin_name)));
   }
   // A retype without a new name: the new column takes the old one's, so
   // the apps keep theirs.

@@ -95,7 +95,8 @@ void check_attach(Oid parent, PartitionCmd *cmd) {
                           *rows[0][0], *rows[0][2]),
               "A partition attached during a transition needs the new column (and its twins' "
               "constraints).",
-              fmt::format("SELECT zdd.prepare_partition({}, '{}'); then attach it again.", *rows[0][0], name));
+              fmt::format("SELECT zdd.prepare_partition({}, {}); then attach it again.", *rows[0][0],
+                          spi::literal(name)));
 }
 
 // Checks one command's parse tree (see the file comment).

@@ -3,6 +3,7 @@
 #include "partitions.hpp"
 
 #include "ddl.hpp"
+#include "settings.hpp"
 #include "guard.hpp"
 #include "table.hpp"
 
@@ -11,9 +12,27 @@ extern "C" {
 #include "storage/lmgr.h"
 #include "storage/lockdefs.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
 }
 
 namespace zdd::partitions {
+
+namespace {
+
+// The partition tree of the root in parameter $n, read from pg_inherits
+// (no lock taken on the partitions, unlike pg_partition_tree):
+// zdd_tree(relid, path), path ordering it depth first.
+std::string tree_cte(int n) {
+  return fmt::format(
+      "WITH RECURSIVE zdd_tree(relid, path) AS ("
+      " SELECT ${0}::pg_catalog.oid, ARRAY[${0}::pg_catalog.oid] "
+      " UNION ALL SELECT i.inhrelid, t.path OPERATOR(pg_catalog.||) i.inhrelid FROM zdd_tree t "
+      " JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid) ",
+      n);
+}
+
+}  // namespace
 
 bool is_partitioned(Oid relid) {
   return pg_call([&] { return get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE; });
@@ -22,11 +41,10 @@ bool is_partitioned(Oid relid) {
 std::string only(Oid relid) { return is_partitioned(relid) ? "" : "ONLY "; }
 
 std::vector<Leaf> leaves(Oid root) {
-  auto rows = spi::query(
-      "SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) WITH ORDINALITY t(relid, "
-      "parentrelid, isleaf, level, n) JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-      "WHERE c.relkind = 'r' ORDER BY t.n",
-      {spi::p_oid(root)});
+  auto rows = spi::query(tree_cte(1) +
+                             "SELECT t.relid FROM zdd_tree t JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+                             "WHERE c.relkind = 'r' ORDER BY t.path",
+                         {spi::p_oid(root)});
   std::vector<Leaf> out;
   for (const auto &r : rows) {
     Leaf l;
@@ -39,8 +57,10 @@ std::vector<Leaf> leaves(Oid root) {
 
 void check_tree(Oid root, const std::string &old_column) {
   const std::string name = spi::qualified_relation(root);
-  // The partition key, at any level, by column or by expression (a
-  // partition key expression depends on its table's columns).
+  // The partition key, at any level, by column or by expression (the
+  // columns of a partition key expression are recorded as internal
+  // dependencies of the table on them, column -> table:
+  // StorePartitionKey's reverse_self).
   auto key = spi::query(
       "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_partition_tree($1) t "
       "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
@@ -48,8 +68,8 @@ void check_tree(Oid root, const std::string &old_column) {
       "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 "
       "WHERE a.attnum = ANY (pt.partattrs::pg_catalog.int2[]) OR EXISTS (SELECT 1 FROM "
       "pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-      "AND d.objid = c.oid AND d.objsubid = 0 AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-      "AND d.refobjid = c.oid AND d.refobjsubid = a.attnum) LIMIT 1",
+      "AND d.objid = c.oid AND d.objsubid = a.attnum AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+      "AND d.refobjid = c.oid AND d.refobjsubid = 0 AND d.deptype = 'i') LIMIT 1",
       {spi::p_oid(root), spi::p_text(old_column)});
   if (!key.empty())
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -118,9 +138,14 @@ std::string local_objects(Oid root, const std::string &old_column) {
   // constraints that no parent constraint owns, NOT NULL the parent lacks,
   // other tables' foreign keys that reference a partition itself.
   auto rows = spi::query(
-      "WITH m AS (SELECT t.relid, a.attnum, a.attnotnull FROM pg_catalog.pg_partition_tree($1) t "
+      "WITH m AS (SELECT t.relid, a.attnum, a.attnotnull, a.attacl, "
+      "  (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+      "   WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) AS def "
+      "  FROM pg_catalog.pg_partition_tree($1) t "
       "  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attname = $2 WHERE t.level > 0), "
-      "root AS (SELECT a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2) "
+      "root AS (SELECT a.attnotnull, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+      "  WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) AS def "
+      "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2) "
       "SELECT pg_catalog.string_agg(x, '; ' ORDER BY x) FROM ("
       " SELECT pg_catalog.format('index %s', i.indexrelid::pg_catalog.regclass) AS x "
       " FROM m JOIN pg_catalog.pg_index i ON i.indrelid = m.relid "
@@ -137,7 +162,17 @@ std::string local_objects(Oid root, const std::string &old_column) {
       " FROM m JOIN pg_catalog.pg_constraint co ON co.confrelid = m.relid "
       " WHERE co.contype = 'f' AND m.attnum = ANY (co.confkey) AND co.conparentid = 0 "
       " UNION ALL SELECT pg_catalog.format('NOT NULL on %s', m.relid::pg_catalog.regclass) "
-      " FROM m, root WHERE m.attnotnull AND NOT root.attnotnull) s",
+      " FROM m, root WHERE m.attnotnull AND NOT root.attnotnull "
+      " UNION ALL SELECT pg_catalog.format('default %s on %s', m.def, m.relid::pg_catalog.regclass) "
+      " FROM m, root WHERE m.def IS DISTINCT FROM root.def AND m.def IS NOT NULL "
+      " UNION ALL SELECT pg_catalog.format('column privileges on %s', m.relid::pg_catalog.regclass) "
+      " FROM m WHERE m.attacl IS NOT NULL "
+      " UNION ALL SELECT pg_catalog.format('comment on the column of %s', m.relid::pg_catalog.regclass) "
+      " FROM m JOIN pg_catalog.pg_description ds ON ds.objoid = m.relid "
+      "   AND ds.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ds.objsubid = m.attnum "
+      " UNION ALL SELECT pg_catalog.format('statistics %I', x.stxname) "
+      " FROM m JOIN pg_catalog.pg_statistic_ext x ON x.stxrelid = m.relid "
+      "   AND m.attnum = ANY (x.stxkeys::pg_catalog.int2[])) s",
       {spi::p_oid(root), spi::p_text(old_column)});
   return rows.empty() || !rows[0][0] ? std::string() : *rows[0][0];
 }
@@ -145,54 +180,75 @@ std::string local_objects(Oid root, const std::string &old_column) {
 void record_leaves(int64_t id, Oid root) { (void)sync_leaves(id, root); }
 
 int sync_leaves(int64_t id, Oid root) {
-  // Positions continue after the highest so far: a leaf attached later
-  // is walked after the others.
+  // A leaf is known by its table and by its clone of the sync trigger:
+  // PostgreSQL drops the clone at DETACH and creates a new one at ATTACH,
+  // so a leaf detached and attached again between two looks (whatever was
+  // written meanwhile) is walked again. Positions continue after the
+  // highest so far: a leaf attached later is walked after the others.
   auto joined = catalog::query(
-      "WITH tree AS (SELECT t.relid, t.n FROM pg_catalog.pg_partition_tree($2) WITH ORDINALITY "
-      "  t(relid, parentrelid, isleaf, level, n) JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-      "  WHERE c.relkind = 'r'), "
-      "gone AS (UPDATE zdd.transition_leaf l SET pass = 'detached', finished_at = pg_catalog.now(), "
-      "  cursor = NULL, walk_key = NULL, walk_end = NULL "
-      "  WHERE l.transition_id = $1 AND l.pass <> 'detached' "
-      "  AND NOT EXISTS (SELECT 1 FROM tree WHERE tree.relid = l.leaf::pg_catalog.oid) RETURNING 1), "
-      "back AS (UPDATE zdd.transition_leaf l SET pass = 'backfill', finished_at = NULL, "
-      "  rows_done = 0, rows_written = 0, rows_verified = 0, verify_fixed = 0 "
-      "  WHERE l.transition_id = $1 AND l.pass = 'detached' "
-      "  AND EXISTS (SELECT 1 FROM tree WHERE tree.relid = l.leaf::pg_catalog.oid) RETURNING 1), "
-      "base AS (SELECT COALESCE(max(position), 0) AS p FROM zdd.transition_leaf WHERE transition_id = $1) "
-      "INSERT INTO zdd.transition_leaf (transition_id, leaf, leaf_name, position, rows_total) "
-      "SELECT $1, tree.relid::pg_catalog.regclass, "
-      "  pg_catalog.format('%I.%I', n.nspname, c.relname), base.p + tree.n, "
-      "  GREATEST(c.reltuples, 0)::pg_catalog.int8 "
-      "FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.relid "
-      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, base "
-      "WHERE NOT EXISTS (SELECT 1 FROM zdd.transition_leaf l WHERE l.transition_id = $1 "
-      "  AND l.leaf::pg_catalog.oid = tree.relid) "
-      "ON CONFLICT DO NOTHING RETURNING 1",
-      {spi::p_int8(id), spi::p_oid(root)});
+      tree_cte(2) +
+          ", tree AS (SELECT t.relid, pg_catalog.row_number() OVER (ORDER BY t.path) AS n, "
+          "  (SELECT g.oid FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = $3) AS trig "
+          "  FROM zdd_tree t JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE c.relkind = 'r'), "
+          "gone AS (UPDATE zdd.transition_leaf l SET pass = 'detached', finished_at = pg_catalog.now(), "
+          "  cursor = NULL, walk_key = NULL, walk_end = NULL "
+          "  WHERE l.transition_id = $1 AND l.pass <> 'detached' "
+          "  AND NOT EXISTS (SELECT 1 FROM tree WHERE tree.relid = l.leaf::pg_catalog.oid) RETURNING 1), "
+          "again AS (UPDATE zdd.transition_leaf l SET pass = 'backfill', finished_at = NULL, cursor = NULL, "
+          "  walk_key = NULL, walk_end = NULL, sync_trigger = tree.trig, "
+          "  rows_done = 0, rows_written = 0, rows_verified = 0, verify_fixed = 0 FROM tree "
+          "  WHERE l.transition_id = $1 AND tree.relid = l.leaf::pg_catalog.oid "
+          "  AND (l.pass = 'detached' OR l.sync_trigger IS DISTINCT FROM tree.trig) RETURNING 1), "
+          "base AS (SELECT COALESCE(max(position), 0) AS p FROM zdd.transition_leaf WHERE transition_id = $1) "
+          "INSERT INTO zdd.transition_leaf (transition_id, leaf, leaf_name, position, rows_total, sync_trigger) "
+          "SELECT $1, tree.relid::pg_catalog.regclass, "
+          "  pg_catalog.format('%I.%I', n.nspname, c.relname), base.p + tree.n, "
+          "  GREATEST(c.reltuples, 0)::pg_catalog.int8, tree.trig "
+          "FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.relid "
+          "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, base "
+          "WHERE NOT EXISTS (SELECT 1 FROM zdd.transition_leaf l WHERE l.transition_id = $1 "
+          "  AND l.leaf::pg_catalog.oid = tree.relid) "
+          "ON CONFLICT DO NOTHING RETURNING 1",
+      {spi::p_int8(id), spi::p_oid(root), spi::p_text(catalog::trigger_name(id))});
   return int(joined.size());
 }
 
 std::string unfinished_leaves(int64_t id, Oid root) {
+  // Every leaf of the tree must be a table walked to the end; a foreign
+  // table attached since begin never can be.
   auto rows = catalog::query(
-      "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text || ' (' || "
-      "  COALESCE(l.pass, 'never walked') || ')', ', ' ORDER BY t.n) "
-      "FROM pg_catalog.pg_partition_tree($2) WITH ORDINALITY t(relid, parentrelid, isleaf, level, n) "
-      "JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind = 'r' "
-      "LEFT JOIN zdd.transition_leaf l ON l.transition_id = $1 AND l.leaf::pg_catalog.oid = t.relid "
-      "WHERE l.pass IS DISTINCT FROM 'done'",
+      tree_cte(2) +
+          "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text || ' (' || "
+          "  CASE WHEN c.relkind = 'f' THEN 'a foreign table: zdd cannot walk it' "
+          "  ELSE COALESCE(l.pass, 'never walked') END || ')', ', ' ORDER BY t.path) "
+          "FROM zdd_tree t JOIN pg_catalog.pg_class c ON c.oid = t.relid AND c.relkind IN ('r', 'f') "
+          "LEFT JOIN zdd.transition_leaf l ON l.transition_id = $1 AND l.leaf::pg_catalog.oid = t.relid "
+          "WHERE c.relkind = 'f' OR l.pass IS DISTINCT FROM 'done'",
       {spi::p_int8(id), spi::p_oid(root)});
   return rows.empty() || !rows[0][0] ? std::string() : *rows[0][0];
 }
 
 void lock_tree(Oid root) {
-  pg_call([&] { LockRelationOid(root, AccessExclusiveLock); });
-  auto rows = spi::query("SELECT relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) WHERE level > 0",
+  // One budget for the whole set: each lock may wait only for what is left
+  // of zdd.lock_timeout, so the parent's lock (which blocks every query on
+  // the table) is never held longer than that while the partitions' locks
+  // are awaited; past it the attempt fails and the caller retries.
+  const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
+  auto lock = [&](Oid relid) {
+    pg_call([&] {
+      if (settings::lock_timeout_ms > 0) {
+        const long waited = long((GetCurrentTimestamp() - start) / 1000);
+        const std::string left = std::to_string(std::max(1L, settings::lock_timeout_ms - waited));
+        (void)set_config_option("lock_timeout", left.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                true, 0, false);
+      }
+      LockRelationOid(relid, AccessExclusiveLock);
+    });
+  };
+  lock(root);
+  auto rows = spi::query(tree_cte(1) + "SELECT relid FROM zdd_tree WHERE relid <> $1 ORDER BY path",
                          {spi::p_oid(root)});
-  for (const auto &r : rows) {
-    const Oid relid = static_cast<Oid>(std::stoul(*r[0]));
-    pg_call([&] { LockRelationOid(relid, AccessExclusiveLock); });
-  }
+  for (const auto &r : rows) lock(static_cast<Oid>(std::stoul(*r[0])));
 }
 
 }  // namespace zdd::partitions

@@ -19,6 +19,14 @@ struct Entry {
   EState *estate;
   Oid relid;
   Bitmapset *cols;  // the executor's own (lives as long as estate)
+  List *routes;     // of Route: leaves its rows were routed to (in es_query_cxt)
+};
+
+// A partition an INSERT into a partitioned table routed rows to, and the
+// statement's columns in that partition's attribute numbers.
+struct Route {
+  Oid relid;
+  Bitmapset *cols;
 };
 
 constexpr int kMaxDepth = 64;  // deeper nesting: not recorded (fallback)
@@ -61,7 +69,7 @@ void executor_start(QueryDesc *qd, int eflags) {
       continue;
     }
     stack[depth++] = {qd->estate, RelationGetRelid(rri->ri_RelationDesc),
-                      ExecGetInsertedCols(rri, qd->estate)};
+                      ExecGetInsertedCols(rri, qd->estate), NIL};
   }
 }
 
@@ -121,32 +129,44 @@ void install() {
 
 // See statement_columns.hpp.
 // An INSERT into a partitioned table reaches the sync trigger of the leaf
-// its row was routed to: the innermost statement's routed result relation
+// its row was routed to. The innermost statement's routed result relation
 // for relid gives the columns, mapped to the leaf's attribute numbers by
-// the executor (ExecGetInsertedCols). Recorded as an entry of the same
-// statement (in its query context), so the next row finds it at once and
-// ExecutorEnd drops it with the statement's own.
-const Bitmapset *routed(Oid relid) {
-  if (depth == 0 || depth >= kMaxDepth) return nullptr;
-  EState *estate = stack[depth - 1].estate;
+// the executor (ExecGetInsertedCols); kept in the statement's entry (its
+// query context: it goes with the statement), so later rows find them at
+// once and no stack slot is used per partition.
+const Bitmapset *routed(Entry &top, Oid relid) {
   ListCell *lc;
-  foreach (lc, estate->es_tuple_routing_result_relations) {
+  foreach (lc, top.routes) {
+    Route *r = static_cast<Route *>(lfirst(lc));
+    if (r->relid == relid) return r->cols;
+  }
+  foreach (lc, top.estate->es_tuple_routing_result_relations) {
     ResultRelInfo *rri = static_cast<ResultRelInfo *>(lfirst(lc));
     if (RelationGetRelid(rri->ri_RelationDesc) != relid) continue;
-    MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
-    Bitmapset *cols = bms_copy(ExecGetInsertedCols(rri, estate));
+    MemoryContext old = MemoryContextSwitchTo(top.estate->es_query_cxt);
+    Route *r = static_cast<Route *>(palloc(sizeof(Route)));
+    r->relid = relid;
+    r->cols = bms_copy(ExecGetInsertedCols(rri, top.estate));
+    top.routes = lappend(top.routes, r);
     MemoryContextSwitchTo(old);
-    stack[depth++] = {estate, relid, cols};
-    return cols;
+    return r->cols;
   }
   return nullptr;
 }
 
 const Bitmapset *inserted(Oid relid) {
-  if (skipped > 0) return nullptr;  // a deeper statement may be the one running
-  for (int i = depth - 1; i >= 0; --i)
+  if (skipped > 0 || depth == 0) return nullptr;  // a deeper statement may be the one running
+  // The innermost statement first, its own targets and then the
+  // partitions it routed rows to; then the outer statements' own targets.
+  int i = depth - 1;
+  EState *innermost = stack[i].estate;
+  for (; i >= 0 && stack[i].estate == innermost; --i)
     if (stack[i].relid == relid) return stack[i].cols;
-  return routed(relid);
+  for (int k = depth - 1; k > i; --k)
+    if (const Bitmapset *cols = routed(stack[k], relid)) return cols;
+  for (; i >= 0; --i)
+    if (stack[i].relid == relid) return stack[i].cols;
+  return nullptr;
 }
 
 }  // namespace zdd::statement_columns

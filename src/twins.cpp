@@ -53,6 +53,7 @@ extern "C" {
 #include "parser/parse_utilcmd.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/ruleutils.h"
+#include "storage/lmgr.h"
 #include "utils/snapmgr.h"
 }
 
@@ -261,6 +262,7 @@ void add_leaf_twins(Oid relid, const std::string &old_column, const std::string 
       for (const Item &li : found->second)
         if (li.kind == 'i' && li.oid == lt.index) {
           lt.index_name = li.name;
+          lt.replica_identity = li.replica_identity;
           lt.twin = li.twin;
           lt.twin_name = li.twin_name;
           lt.leftovers = li.leftovers;
@@ -701,10 +703,15 @@ Context leaf_context(const Context &c, Oid leaf) {
 }
 
 // A partitioned table's index twin: each leaf's twin built concurrently
-// (unattached); then, for an index no constraint owns, CREATE INDEX on the
-// parent (brief lock, retried): PostgreSQL finds each leaf's equal index
-// and attaches it instead of building one. A primary key or unique
-// constraint stops at the leaf twins: complete makes them constraints.
+// (unattached). A primary key or unique constraint stops there: complete
+// makes the leaf twins constraints. Any other index: its twin on the
+// parent is created ON ONLY (invalid, catalog-only: a brief lock, retried),
+// so is each sub-partitioned table's, and every twin is attached to its
+// parent's (ALTER INDEX ... ATTACH PARTITION: catalog-only). Nothing is
+// ever built under a lock that blocks writes, even for a partition
+// attached meanwhile: its twin is missing, so the parent's stays invalid
+// and the pass fails until a retry builds it. An invalid parent index of
+// the twin's definition is an earlier try's: it is carried on.
 void partitioned_index_twin(const Context &c, const Item &it) {
   for (const Item::LeafTwin &lt : it.leaf_twins) {
     if (OidIsValid(lt.twin)) continue;
@@ -715,42 +722,95 @@ void partitioned_index_twin(const Context &c, const Item &it) {
     index_twin(leaf_context(c, lt.leaf), leaf_item);
   }
   if (it.contype == 'p' || it.contype == 'u') return;
+  // The original index's tree, top-down: each node's table and parent.
+  struct Node {
+    Oid index, parent, table;
+    bool leaf;
+    std::string name;
+  };
+  std::vector<Node> nodes;
+  Item now;
+  std::string using_clause, unique;
   in_own_transaction([&] {
-    // Every leaf must have its twin now: a missing one would be built
-    // under the parent statement's lock.
-    std::vector<Item::LeafTwin> built;
-    for (const Item &now : plan(c.relid, c.old_column, c.new_column))
-      if (now.oid == it.oid) built = now.leaf_twins;
-    if (built.empty()) return;  // no partition yet: the parent's index would be empty anyway
-    for (const Item::LeafTwin &lt : built)
-          if (!OidIsValid(lt.twin))
-            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        fmt::format("zdd: transition {}: partition {} lacks the twin of index \"{}\"",
-                                    c.id, spi::qualified_relation(lt.leaf), it.name),
-                        {}, "zdd.resume(id) tries again.");
-    catalog::as_role(c.owner, [&] {
-      for (Oid o : it.leftovers)  // an invalid parent index: DROP INDEX (no CONCURRENTLY for those)
-        ddl::run_with_retry("drop leftover", fmt::format("DROP INDEX IF EXISTS {}.{}", spi::ident(c.schema),
-                                                         spi::ident(pg_call([&] {
-                                                           return std::string(get_rel_name(o));
-                                                         }))));
-      // The leaf twin's definition with the parent's name: columns and
-      // expressions are the same names on every partition.
-      const Item::LeafTwin &first = built.front();
-      auto def = spi::query("SELECT pg_catalog.pg_get_indexdef($1), i.indisunique FROM pg_catalog.pg_index i "
-                            "WHERE i.indexrelid = $1",
-                            {spi::p_oid(first.twin)});
-      const std::string text = *def[0][0];
-      const std::string marker = " ON " + spi::qualified_relation(first.leaf) + " USING ";
-      const size_t at = text.find(marker);
-      if (at == std::string::npos)
-        throw Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: unexpected index definition: {}", text));
-      ddl::run_with_retry("twin index on the partitioned table",
-                          fmt::format("CREATE {}INDEX {} ON {} USING {}", *def[0][1] == "t" ? "UNIQUE " : "",
-                                      spi::ident(twin_name_for(c, it.name, true)), c.rel,
-                                      text.substr(at + marker.size())));
-    });
+    for (const Item &x : plan(c.relid, c.old_column, c.new_column))
+      if (x.oid == it.oid) now = x;
+    for (const Item::LeafTwin &lt : now.leaf_twins)
+      if (!OidIsValid(lt.twin))
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    fmt::format("zdd: transition {}: partition {} lacks the twin of index \"{}\"", c.id,
+                                spi::qualified_relation(lt.leaf), it.name),
+                    {}, "zdd.resume(id) tries again.");
+    for (const auto &r : spi::query(
+             "SELECT t.relid::pg_catalog.oid, t.parentrelid::pg_catalog.oid, i.indrelid, t.isleaf, "
+             "c.relname FROM pg_catalog.pg_partition_tree($1) t "
+             "JOIN pg_catalog.pg_index i ON i.indexrelid = t.relid "
+             "JOIN pg_catalog.pg_class c ON c.oid = t.relid WHERE t.level > 0 ORDER BY t.level, 1",
+             {spi::p_oid(it.oid)}))
+      nodes.push_back({static_cast<Oid>(std::stoul(*r[0])), static_cast<Oid>(std::stoul(*r[1])),
+                       static_cast<Oid>(std::stoul(*r[2])), *r[3] == "t", *r[4]});
+    if (now.leaf_twins.empty()) return;
+    // The definition after "USING" is the same on every partition (names
+    // of columns and expressions), so a leaf twin's serves every level.
+    const Item::LeafTwin &first = now.leaf_twins.front();
+    auto def = spi::query("SELECT pg_catalog.pg_get_indexdef($1), i.indisunique FROM pg_catalog.pg_index i "
+                          "WHERE i.indexrelid = $1",
+                          {spi::p_oid(first.twin)});
+    const std::string marker = " ON " + spi::qualified_relation(first.leaf) + " USING ";
+    const size_t at = def[0][0]->find(marker);
+    if (at == std::string::npos)
+      throw Error(ERRCODE_INTERNAL_ERROR, fmt::format("zdd: unexpected index definition: {}", *def[0][0]));
+    using_clause = def[0][0]->substr(at + marker.size());
+    unique = *def[0][1] == "t" ? "UNIQUE " : "";
   });
+  if (OidIsValid(now.twin) || now.leaf_twins.empty()) return;
+  // Creates the ON ONLY twin of original index named orig on table (in
+  // its own transaction, as the owner); returns it.
+  auto create_on_only = [&](Oid table, const std::string &orig) {
+    const Context tc = table == c.relid ? c : leaf_context(c, table);
+    std::string name;
+    in_own_transaction([&] { name = twin_name_for(tc, orig, true); });
+    owner_ddl(c, "twin index on a partitioned table",
+              fmt::format("CREATE {}INDEX {} ON ONLY {} USING {}", unique, spi::ident(name), tc.rel,
+                          using_clause));
+    return in_own_transaction([&] {
+      return static_cast<Oid>(std::stoul(*spi::query(
+          "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = $1 AND c.relnamespace = $2::pg_catalog.regnamespace",
+          {spi::p_text(name), spi::p_text(spi::ident(tc.schema))})[0][0]));
+    });
+  };
+  std::map<Oid, Oid> twin_of;  // original index -> its twin
+  twin_of[it.oid] = now.leftovers.empty() ? create_on_only(c.relid, it.name) : now.leftovers.front();
+  for (const Node &n : nodes) {
+    const Oid parent_twin = twin_of.at(n.parent);
+    Oid twin = InvalidOid;
+    bool attached = false;
+    in_own_transaction([&] {
+      if (n.leaf) {
+        for (const Item::LeafTwin &lt : now.leaf_twins)
+          if (lt.index == n.index) twin = lt.twin;
+      } else {
+        auto child = spi::query("SELECT h.inhrelid FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index x "
+                                "ON x.indexrelid = h.inhrelid WHERE h.inhparent = $1 AND x.indrelid = $2",
+                                {spi::p_oid(parent_twin), spi::p_oid(n.table)});
+        if (!child.empty()) twin = static_cast<Oid>(std::stoul(*child[0][0]));
+      }
+      if (OidIsValid(twin))
+        attached = !spi::query("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = $1 AND inhparent = $2",
+                               {spi::p_oid(twin), spi::p_oid(parent_twin)})
+                        .empty();
+    });
+    if (!OidIsValid(twin) && !n.leaf) twin = create_on_only(n.table, n.name);
+    if (!OidIsValid(twin)) continue;  // a leaf twin the check above would have missed: none
+    if (!attached) {
+      std::string sql;
+      in_own_transaction([&] {
+        sql = fmt::format("ALTER INDEX {} ATTACH PARTITION {}", spi::qualified_relation(parent_twin),
+                          spi::qualified_relation(twin));
+      });
+      owner_ddl(c, "attach twin index", sql);
+    }
+    twin_of[n.index] = twin;
+  }
 }
 
 // A partitioned table's foreign key twin (PostgreSQL 15 refuses NOT VALID
@@ -776,11 +836,25 @@ void partitioned_fk_twin(const Context &c, const Item &it) {
     });
     if (!valid) constraint_twin(lc, leaf_item);
   }
+  // The parent's lock first (it keeps partitions from being attached),
+  // then every leaf checked to have its validated copy: the parent's key
+  // then only adopts them, it never scans a partition under its lock.
   in_own_transaction([&] {
     catalog::as_role(c.owner, [&] {
-      ddl::run_with_retry("twin foreign key on the partitioned table",
-                          fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", c.rel,
-                                      spi::ident(twin_name_for(c, it.name, false)), it.definition));
+      ddl::with_lock_retry("twin foreign key on the partitioned table", [&] {
+        pg_call([&] { LockRelationOid(c.relid, ShareRowExclusiveLock); });
+        for (const auto &l : partitions::leaves(c.relid))
+          if (spi::query("SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1 AND contype = 'f' "
+                         "AND convalidated AND pg_catalog.pg_get_constraintdef(oid) = $2",
+                         {spi::p_oid(l.relid), spi::p_text(it.definition)})
+                  .empty())
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("zdd: transition {}: partition {} lacks the twin of {}", c.id, l.name,
+                                    it.describe),
+                        "It was attached while the twins were built.", "zdd.resume(id) builds it.");
+        spi::execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {}", c.rel,
+                                 spi::ident(twin_name_for(c, it.name, false)), it.definition));
+      });
     });
   });
 }

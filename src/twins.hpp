@@ -30,6 +30,7 @@ struct Item {
   struct LeafTwin {
     Oid leaf = InvalidOid, index = InvalidOid, twin = InvalidOid;
     std::string index_name, twin_name;
+    bool replica_identity = false;  // the leaf's original is its replica identity
     std::vector<Oid> leftovers;
   };
   std::vector<LeafTwin> leaf_twins;

@@ -559,7 +559,9 @@ void not_null(const Context &c) {
 // Index twin: cloned from the original with the old column mapped to the
 // new one, built concurrently under a free name. Invalid leftovers of an
 // earlier attempt at the same twin are dropped concurrently first.
-void index_twin(const Context &c, const Item &it) {
+// (concurrently = false: a partitioned table without partitions, whose
+// index is catalog-only and cannot be built concurrently.)
+void index_twin(const Context &c, const Item &it, bool concurrently = true) {
   const std::vector<Oid> &leftovers = it.leftovers;
   std::string name;
   MemoryContext keep = pg_call([] {
@@ -595,7 +597,7 @@ void index_twin(const Context &c, const Item &it) {
           if (e->name && strcmp(e->name, oldc.c_str()) == 0) e->name = pstrdup(newc.c_str());
         }
         is->idxname = pstrdup(nm.c_str());
-        is->concurrent = true;
+        is->concurrent = concurrently;
         is->primary = false;  // complete turns it into the constraint (USING INDEX)
         is->isconstraint = false;
         is->deferrable = false;
@@ -615,7 +617,8 @@ void index_twin(const Context &c, const Item &it) {
       });
       toplevel::run(fmt::format("DROP INDEX CONCURRENTLY IF EXISTS {}", q));
     }
-    toplevel::run(stmt, fmt::format("CREATE INDEX CONCURRENTLY {} (zdd twin of {})", spi::ident(name),
+    toplevel::run(stmt, fmt::format("CREATE INDEX {}{} (zdd twin of {})", concurrently ? "CONCURRENTLY " : "",
+                                    spi::ident(name),
                                     spi::ident(it.name)));
   } catch (...) {
     pg_call([&] { MemoryContextDelete(keep); });
@@ -748,7 +751,7 @@ void partitioned_index_twin(const Context &c, const Item &it) {
              {spi::p_oid(it.oid)}))
       nodes.push_back({static_cast<Oid>(std::stoul(*r[0])), static_cast<Oid>(std::stoul(*r[1])),
                        static_cast<Oid>(std::stoul(*r[2])), *r[3] == "t", *r[4]});
-    if (now.leaf_twins.empty()) return;
+    if (now.leaf_twins.empty()) return;  // no partition: below
     // The definition after "USING" is the same on every partition (names
     // of columns and expressions), so a leaf twin's serves every level.
     const Item::LeafTwin &first = now.leaf_twins.front();
@@ -762,7 +765,11 @@ void partitioned_index_twin(const Context &c, const Item &it) {
     using_clause = def[0][0]->substr(at + marker.size());
     unique = *def[0][1] == "t" ? "UNIQUE " : "";
   });
-  if (OidIsValid(now.twin) || now.leaf_twins.empty()) return;
+  if (OidIsValid(now.twin)) return;
+  if (now.leaf_twins.empty()) {  // no partition yet: an index of the parent alone
+    index_twin(c, now, false);
+    return;
+  }
   // Creates the ON ONLY twin of original index named orig on table (in
   // its own transaction, as the owner); returns it.
   auto create_on_only = [&](Oid table, const std::string &orig) {

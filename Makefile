@@ -5,9 +5,9 @@
 
 EXTENSION  = zdd
 MODULE_big = zdd
-DATA_built = zdd--0.2.0.sql
-# Released install scripts and the upgrade path between versions.
-DATA       = sql-release/zdd--0.1.0.sql sql-release/zdd--0.1.0--0.2.0.sql
+DATA_built = zdd--0.2.0.sql zdd--0.1.0--0.2.0.sql
+# Released install scripts; the upgrade path is assembled below.
+DATA       = sql-release/zdd--0.1.0.sql
 PGFILEDESC = "zdd - zero-downtime column changes"
 
 SRCS = $(sort $(wildcard src/*.cpp))
@@ -45,6 +45,11 @@ $(OBJS): $(HDRS)
 
 # The install script is assembled from one piece per concept (sql-src/).
 zdd--0.2.0.sql: $(sort $(wildcard sql-src/*.sql))
+	cat $^ > $@
+
+# The upgrade from 0.1.0: its own steps, then the pieces 0.2.0 adds whole
+# (one text for both paths).
+zdd--0.1.0--0.2.0.sql: sql-release/upgrade--0.1.0--0.2.0.sql sql-src/05_partitions.sql
 	cat $^ > $@
 
 deps:

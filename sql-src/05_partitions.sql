@@ -38,3 +38,30 @@ CREATE POLICY readers ON zdd.transition_leaf FOR SELECT
 CREATE FUNCTION zdd.prepare_partition(id bigint, tbl regclass) RETURNS void
 AS 'MODULE_PATHNAME', 'zdd_prepare_partition'
 LANGUAGE C VOLATILE STRICT;
+
+-- zdd.status_partitions: one row per leaf partition of a transition on a
+-- partitioned table, with its own pass and progress (security_invoker:
+-- the rows zdd.transition_leaf shows the role).
+CREATE VIEW zdd.status_partitions WITH (security_invoker = true) AS
+SELECT l.transition_id AS id,
+       t.tbl AS "table",
+       l.leaf AS partition,
+       l.leaf_name,
+       l.position,
+       l.pass,
+       l.rows_done,
+       l.rows_total,
+       l.rows_written,
+       l.rows_verified,
+       l.verify_fixed,
+       CASE WHEN l.pass IN ('done', 'detached') THEN 100.0
+            WHEN GREATEST(l.rows_total, l.rows_done) > 0
+            THEN pg_catalog.round(LEAST(99.9, 50.0 * (l.rows_done + l.rows_verified)
+                                               / GREATEST(l.rows_total, l.rows_done)), 1)
+            ELSE 0.0 END AS percent,
+       l.joined_at,
+       l.finished_at
+FROM zdd.transition_leaf l JOIN zdd.transition t ON t.id = l.transition_id
+ORDER BY l.transition_id, l.position;
+
+GRANT SELECT ON zdd.status_partitions TO PUBLIC;

@@ -6,6 +6,8 @@
 # load; inserts after complete get ids past 2^31.
 # Scene 3: a streaming standby falls behind; the backfill waits for it
 # (health) and goes on by itself once it caught up.
+# Scene 4: a table partitioned by month is renamed in one transition; a
+# partition attached during the backfill is prepared and walked too.
 source "$(dirname "$0")/lib.sh"
 zdd_stage
 DIR="$STAGE/demo"
@@ -214,5 +216,53 @@ echo "rows out of step on the standby: $HBAD; zdd.ready('events', 'category'): $
 SCENE3_OK=0
 [ "$W0" = "$W1" ] && [ "$HBAD" = 0 ] && [ "$(q "SELECT phase FROM zdd.transition WHERE id = $HID")" = backfilled ] && SCENE3_OK=1
 
+# ---------------------------------------------------------------- scene 4
+say "Scene 4 — a table partitioned by month: one transition covers all 12 partitions, and a 13th attached on the way"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
+CREATE TABLE readings (id bigint, month int NOT NULL, temp numeric NOT NULL, PRIMARY KEY (id, month))
+  PARTITION BY LIST (month);
+SELECT format('CREATE TABLE readings_%s PARTITION OF readings FOR VALUES IN (%s)', m, m)
+FROM generate_series(1, 12) m \gexec
+CREATE INDEX readings_temp ON readings (temp);
+INSERT INTO readings SELECT g, 1 + g % 12, g % 40 FROM generate_series(1, $ROWS) g;
+VACUUM ANALYZE readings;
+CREATE SEQUENCE readings_seq START 10000000;
+SQL
+cat > "$DIR/readings.sql" <<SQL
+\set id random(1, $ROWS)
+UPDATE readings SET temp = temp + 1 WHERE id = :id AND month = 1 + :id % 12;
+INSERT INTO readings (id, month, temp) SELECT n, 1 + n % 12, 20 FROM nextval('readings_seq') n;
+SQL
+chmod 644 "$DIR/readings.sql"
+(cd "$DIR" && pgbench -n -c 2 -j 1 -T 15 -f "$DIR/readings.sql" postgres > "$DIR/readings.out" 2>&1) &
+PPID2=$!
+echo "SELECT zdd.begin_rename('readings', 'temp', 'temperature')"
+PID4=$(q "SELECT zdd.begin_rename('readings', 'temp', 'temperature', pause_ms => 5)")
+sleep 2
+psql -X -d postgres -c "SELECT partition, pass, rows_done, rows_total, percent FROM zdd.status_partitions WHERE id = $PID4 ORDER BY position LIMIT 5"
+echo "a partition for month 13 is attached meanwhile: zdd.prepare_partition adds and fills its new column first"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
+CREATE TABLE readings_13 (id bigint, month int NOT NULL, temp numeric NOT NULL, PRIMARY KEY (id, month));
+INSERT INTO readings_13 SELECT g, 13, 15 FROM generate_series(1, 1000) g;
+SELECT zdd.prepare_partition($PID4, 'readings_13');
+ALTER TABLE readings ATTACH PARTITION readings_13 FOR VALUES IN (13);
+SQL
+wait $PPID2 || true
+psql -X -q -d postgres -c "CALL zdd.wait($PID4, '5 min')"
+psql -X -d postgres -c "SELECT id, \"table\", phase, backfill, rows_done, twins FROM zdd.status WHERE id = $PID4" \
+  -c "SELECT count(*) AS partitions, count(*) FILTER (WHERE pass = 'done') AS walked FROM zdd.status_partitions WHERE id = $PID4"
+echo "the app stopped writing temp; complete waits out zdd.complete_quiet_period (8 s here) since its last write"
+quiet4() { [ "$(q "SELECT clock_timestamp() - last_old_write > interval '8.5 s' FROM zdd.status WHERE id = $PID4")" = t ]; }
+until_true 60 quiet4
+echo "SELECT zdd.complete($PID4)  -- ACCESS EXCLUSIVE on the parent, then each partition: one short lock set"
+psql -X -d postgres -c '\timing on' -c "SELECT zdd.complete($PID4)" | grep -E '^Time'
+psql -X -d postgres -c '\d readings'
+PTX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$DIR/readings.out")
+PFAILED=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$DIR/readings.out")
+PCOUNT=$(q "SELECT count(*) FROM readings")
+echo "app transactions: $PTX, failed: $PFAILED; rows $PCOUNT = $ROWS + $PTX + 1000? $([ "$PCOUNT" -eq $((ROWS + PTX + 1000)) ] && echo yes || echo NO)"
+SCENE4_OK=0
+[ "$PFAILED" = 0 ] && [ "$PCOUNT" -eq $((ROWS + PTX + 1000)) ] && [ "$(q "SELECT phase FROM zdd.transition WHERE id = $PID4")" = completed ] && SCENE4_OK=1
+
 check_server_log "$DIR/data/server.log" "$DIR/standby/server.log"
-[ "$SCENE1_OK" = 1 ] && [ "$SCENE2_OK" = 1 ] && [ "$SCENE3_OK" = 1 ]
+[ "$SCENE1_OK" = 1 ] && [ "$SCENE2_OK" = 1 ] && [ "$SCENE3_OK" = 1 ] && [ "$SCENE4_OK" = 1 ]

@@ -128,3 +128,14 @@ check_server_log() {
   fi
   echo "ok: server log clean (no crash, no assertion, no memory warning)"
 }
+
+# ---- soak checks: check WHAT ACTUAL EXPECTED prints ok/FAIL and sets
+# fail=1 on a mismatch; tx / failed read a pgbench summary file; q runs one
+# query on the soak's instance.
+fail=0
+check() {  # check WHAT ACTUAL EXPECTED
+  if [ "$2" = "$3" ]; then echo "ok: $1 ($2)"; else echo "FAIL: $1: got $2, expected $3"; fail=1; fi
+}
+tx() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }
+failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1"; }
+q() { psql -X -A -t -d postgres -c "$1"; }

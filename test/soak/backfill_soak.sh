@@ -47,11 +47,6 @@ wait $P2 || rc2=$?
 psql -X -q -d postgres -c "CALL zdd.wait($ID, '5 min')" >/dev/null
 
 fail=0
-check() {  # check WHAT ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok: $1 ($2)"; else echo "FAIL: $1: got $2, expected $3"; fail=1; fi
-}
-tx() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }
-failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1"; }
 check "old app pgbench exit status" "$rc1" 0
 check "new app pgbench exit status" "$rc2" 0
 check "old app failed transactions" "$(failed "$DIR/old.out")" 0
@@ -59,7 +54,6 @@ check "new app failed transactions" "$(failed "$DIR/new.out")" 0
 TX=$(( $(tx "$DIR/old.out") + $(tx "$DIR/new.out") ))
 echo "client transactions: $TX"
 [ "$TX" -gt 100 ] || { echo "FAIL: too few client transactions ($TX)"; fail=1; }
-q() { psql -X -A -t -d postgres -c "$1"; }
 check "phase" "$(q "SELECT phase FROM zdd.transition WHERE id = $ID")" backfilled
 check "rows out of step" "$(q "SELECT count(*) FROM customer WHERE surname IS DISTINCT FROM lastname")" 0
 check "rows holding another row's value" "$(q "SELECT count(*) FROM customer WHERE split_part(lastname, ':', 2)::bigint <> id")" 0

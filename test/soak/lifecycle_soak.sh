@@ -10,7 +10,6 @@ DIR="$STAGE/lifecycle"
 as_pg mkdir -p "$DIR"
 start_instance "$DIR/data" 55430 "zdd.complete_quiet_period = 0"
 trap 'stop_instance "$DIR/data" || true' EXIT
-q() { psql -X -A -t -d postgres -c "$1"; }
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 CREATE EXTENSION zdd;

@@ -54,12 +54,6 @@ wait $P2 || rc2=$?
 psql -X -q -d postgres -c "CALL zdd.wait($ID, '5 min')" >/dev/null
 
 fail=0
-check() {  # check WHAT ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok: $1 ($2)"; else echo "FAIL: $1: got $2, expected $3"; fail=1; fi
-}
-tx() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }
-failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1"; }
-q() { psql -X -A -t -d postgres -c "$1"; }
 check "old app pgbench exit status" "$rc1" 0
 check "new app pgbench exit status" "$rc2" 0
 check "old app failed transactions" "$(failed "$DIR/old.out")" 0

@@ -19,7 +19,6 @@ DIR="$STAGE/retype"
 as_pg mkdir -p "$DIR"
 start_instance "$DIR/data" 55450
 trap 'stop_instance "$DIR/data" || true' EXIT
-q() { psql -X -A -t -d postgres -c "$1"; }
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
 CREATE EXTENSION zdd;
@@ -53,11 +52,6 @@ q "SELECT setval('orders_id_seq', 2147483600)" >/dev/null
 pgbench -n -c 2 -j 1 -T 3 -f "$DIR/app.sql" postgres > "$DIR/after.out" 2>&1 || rc=$?
 
 fail=0
-check() {  # check WHAT ACTUAL EXPECTED
-  if [ "$2" = "$3" ]; then echo "ok: $1 ($2)"; else echo "FAIL: $1: got $2, expected $3"; fail=1; fi
-}
-tx() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$1"; }
-failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$1"; }
 check "pgbench exit status" "$rc" 0
 check "failed transactions during the transition" "$(failed "$DIR/app.out")" 0
 check "failed transactions after complete" "$(failed "$DIR/after.out")" 0

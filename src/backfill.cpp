@@ -109,9 +109,8 @@ struct Job {
   health::Limits limits;                // the settings, with the transition's overrides
   int batch_size = 0, target_ms = 0, pause_ms = 0, max_rate = 0, failures = 0;
   int64_t rows_done = 0, rows_total = -1;
-  // A partitioned table: relid is the leaf being walked (root the table);
-  // pass, cursor and walk are that leaf's (zdd.transition_leaf).
-  Oid root = InvalidOid;
+  // A partitioned table: relid is the leaf being walked; pass, cursor and
+  // walk are that leaf's (zdd.transition_leaf).
   bool leaf = false;
   bool leaves_done = false;  // every leaf walked both passes: the twins pass is next
 };
@@ -121,8 +120,7 @@ struct Job {
 // list up to date (attached partitions join, detached ones leave), and
 // loads its walk; the transition's pass follows the leaf's.
 void pick_leaf(Job &j) {
-  j.root = j.relid;
-  (void)partitions::sync_leaves(j.id, j.root);
+  (void)partitions::sync_leaves(j.id, j.relid);
   auto rows = catalog::query(
       "SELECT leaf::pg_catalog.oid, pass, cursor::pg_catalog.text, walk_key, walk_end::pg_catalog.text "
       "FROM zdd.transition_leaf WHERE transition_id = $1 AND pass IN ('backfill', 'verify') "
@@ -203,7 +201,6 @@ std::optional<Job> lock_job(int64_t id) {
   if (r[22]) j.limits.dead_tuples = std::stod(*r[22]);
   if (r[23]) j.limits.autovacuum = *r[23] == "t";
   if (r[24]) j.limits.transaction_age_s = std::stoll(*r[24]);
-  j.root = j.relid;
   if (j.phase == "backfilling" && (j.state == "running" || j.state == "waiting") &&
       partitions::is_partitioned(j.relid))
     pick_leaf(j);  // in the twins pass too: a partition attached meanwhile is walked first

@@ -38,12 +38,9 @@ void check_tree(Oid root, const std::string &old_column);
 // message ("" when none).
 std::string local_objects(Oid root, const std::string &old_column);
 
-// Records every current leaf of root for transition id (pass backfill).
-void record_leaves(int64_t id, Oid root);
-
-// Brings transition id's leaf list up to date with the tree: a leaf
-// attached since joins in pass 'backfill', a leaf no longer in the tree
-// becomes 'detached'. Returns how many joined.
+// Brings transition id's leaf list up to date with the tree (at begin: every
+// leaf joins): a leaf attached since joins in pass 'backfill', a leaf no
+// longer in the tree becomes 'detached'. Returns how many joined.
 int sync_leaves(int64_t id, Oid root);
 
 // The leaves of the tree that transition id has not walked to the end

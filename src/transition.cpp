@@ -119,7 +119,7 @@ int64_t expand(const Expand &x) {
                            "EXECUTE FUNCTION zdd.sync_trigger({})",
                            spi::ident(catalog::trigger_name(id)), rel, args));
   catalog::insert(id, relid, old_col, new_col, x.batch, x.pause, x.rate, x.target, what);
-  if (partitions::is_partitioned(relid)) partitions::record_leaves(id, relid);
+  if (partitions::is_partitioned(relid)) (void)partitions::sync_leaves(id, relid);
   (void)pg_call([&] { return write_log::slot_for(id); });  // the write log counts from here
   if (x.kind == "retype")
     catalog::execute(

@@ -732,7 +732,7 @@ void partitioned_index_twin(const Context &c, const Item &it) {
     std::string name;
   };
   std::vector<Node> nodes;
-  Item now;
+  Item now{'i'};
   std::string using_clause, unique;
   in_own_transaction([&] {
     for (const Item &x : plan(c.relid, c.old_column, c.new_column))

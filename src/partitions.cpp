@@ -3,8 +3,9 @@
 #include "partitions.hpp"
 
 #include "ddl.hpp"
-#include "settings.hpp"
 #include "guard.hpp"
+#include "quiet_triggers.hpp"
+#include "settings.hpp"
 #include "table.hpp"
 
 extern "C" {
@@ -177,8 +178,6 @@ std::string local_objects(Oid root, const std::string &old_column) {
   return rows.empty() || !rows[0][0] ? std::string() : *rows[0][0];
 }
 
-void record_leaves(int64_t id, Oid root) { (void)sync_leaves(id, root); }
-
 int sync_leaves(int64_t id, Oid root) {
   // A leaf is known by its table and by its clone of the sync trigger:
   // PostgreSQL drops the clone at DETACH and creates a new one at ATTACH,
@@ -309,13 +308,25 @@ Datum prepare_partition(FunctionCallInfo fcinfo) {
     if (cols[0][2])
       spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *cols[0][2]));
   }
-  // Fill the new column (rows already in step are left alone).
-  catalog::as_role(catalog::table_owner(relid), [&] {
-    spi::query(fmt::format("UPDATE {}{} t SET {} = zdd.up(t.{o}, t.{n}, $1, $2, $3, $4) "
-                           "WHERE NOT zdd.in_step(t.{o}, t.{n}, $1, $2, $3, $4)",
-                           only, rel, newc, fmt::arg("o", spi::ident(t.old_column)), fmt::arg("n", newc)),
-               {spi::p_text(t.old_column), spi::p_text(t.new_column), spi::p_text(t.up), spi::p_text(t.down)});
-  });
+  // Fill the new column (rows already in step are left alone), table by
+  // table, as the backfill writes: as each table's owner, firing none of
+  // its user triggers (they never saw data of theirs change).
+  std::vector<Oid> tables{relid};
+  if (only.empty()) {
+    tables.clear();
+    for (const partitions::Leaf &l : partitions::leaves(relid)) tables.push_back(l.relid);
+  }
+  for (Oid table : tables) {
+    quiet_triggers::Scope quiet(table);
+    catalog::as_role(catalog::table_owner(table), [&] {
+      spi::query(fmt::format("UPDATE ONLY {} t SET {} = zdd.up(t.{o}, t.{n}, $1, $2, $3, $4) "
+                             "WHERE NOT zdd.in_step(t.{o}, t.{n}, $1, $2, $3, $4)",
+                             spi::qualified_relation(table), newc, fmt::arg("o", spi::ident(t.old_column)),
+                             fmt::arg("n", newc)),
+                 {spi::p_text(t.old_column), spi::p_text(t.new_column), spi::p_text(t.up),
+                  spi::p_text(t.down)});
+    });
+  }
   if (*cols[0][1] == "t")
     spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET NOT NULL", only, rel, newc));
   // The parent's CHECK constraints that use the new column, by name.

@@ -234,13 +234,13 @@ void lock_tree(Oid root) {
   // are awaited; past it the attempt fails and the caller retries.
   const TimestampTz start = pg_call([] { return GetCurrentTimestamp(); });
   auto lock = [&](Oid relid) {
+    // The text is built out here: a lock timeout longjmps out of pg_call's
+    // body, past anything living in it.
+    const long waited = pg_call([&] { return long((GetCurrentTimestamp() - start) / 1000); });
+    const std::string left = std::to_string(std::max(1L, settings::lock_timeout_ms - waited));
     pg_call([&] {
-      if (settings::lock_timeout_ms > 0) {
-        const long waited = long((GetCurrentTimestamp() - start) / 1000);
-        const std::string left = std::to_string(std::max(1L, settings::lock_timeout_ms - waited));
-        (void)set_config_option("lock_timeout", left.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-                                true, 0, false);
-      }
+      (void)set_config_option("lock_timeout", left.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                              true, 0, false);
       LockRelationOid(relid, AccessExclusiveLock);
     });
   };

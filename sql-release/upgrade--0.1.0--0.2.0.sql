@@ -183,6 +183,15 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'zdd_begin_retype'
 LANGUAGE C VOLATILE;
 
+-- The last non-null value in the order the rows come: the walk's batch
+-- reads its keys in key order through the primary key index and keeps the
+-- last one without sorting them again.
+CREATE FUNCTION zdd.later(state anyelement, value anyelement)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'zdd_later'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE AGGREGATE zdd.last(anyelement) (SFUNC = zdd.later, STYPE = anyelement);
+
 -- The preflight of begin_retype: its checks (the conversion both ways, a
 -- sample of the rows converted) as blockers, what it would do, and what a
 -- rename of the column would meet; changes nothing, takes no lock that

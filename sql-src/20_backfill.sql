@@ -26,6 +26,15 @@ RETURNS anyelement
 AS 'MODULE_PATHNAME', 'zdd_up'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- The last non-null value in the order the rows come: the walk's batch
+-- reads its keys in key order through the primary key index and keeps the
+-- last one without sorting them again.
+CREATE FUNCTION zdd.later(state anyelement, value anyelement)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'zdd_later'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE AGGREGATE zdd.last(anyelement) (SFUNC = zdd.later, STYPE = anyelement);
+
 -- Pauses the backfill of transition id (effective within one batch).
 CREATE FUNCTION zdd.pause(id bigint)
 RETURNS void

@@ -228,7 +228,7 @@ Key primary_key(Oid relid) {
         "AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = {} AND ao.amoppurpose = 's')",
         strategy);
   };
-  auto rows = spi::query(
+  auto rows = spi::query_cached(
       fmt::format("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), {}, {}, {}, "
                   "{}, {} FROM pg_catalog.pg_index i "
                   "CROSS JOIN LATERAL pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k(pos) "
@@ -376,56 +376,61 @@ struct Step {
 };
 
 // One keyset batch: up to limit rows after the cursor and up to the pass's
-// end. zdd_b holds the batch's keys (in key order), zdd_l its last key.
-// With write, one UPDATE over the key range (cursor, last] writes the rows
-// out of step: a range scan of the primary key index, never a join
-// against the whole table; zdd_b and the UPDATE see the same snapshot, so
-// they cover the same rows. Without write (the verify pass's first look),
-// zdd_b also counts the rows out of step and nothing is written: a range
-// in step is read once. Returns nullopt when a read found rows to fix
-// (the caller then runs the writing batch over the same range).
+// end. zdd_b reads the batch's keys once, in key order, through the
+// primary key index, and keeps only their count and the last one
+// (zdd.last: the last of its inputs in the order they come — no second
+// pass, no sort). With write, one UPDATE over the key range (cursor, last]
+// writes the rows out of step: a range scan of the primary key index,
+// never a join against the whole table; zdd_b and the UPDATE see the same
+// snapshot, so they cover the same rows. Without write (the verify pass's
+// first look), zdd_b also counts the rows out of step and nothing is
+// written: a range in step is read once. Returns nullopt when a read found
+// rows to fix (the caller then runs the writing batch over the same range).
 std::optional<Step> keyset_batch(const Job &j, const Key &k, int limit, bool write) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const auto t = refs(k, "zdd_t."), l = refs(k, "zdd_l.");
-  std::vector<std::string> upto;
+  const auto t = refs(k, "zdd_t."), s = refs(k, "zdd_s."), l = refs(k, "zdd_l.");
+  std::vector<std::string> upto, lasts;
   for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
+  for (size_t i = 0; i < k.cols.size(); ++i)
+    lasts.push_back(fmt::format("zdd.last({}) AS {}", s[i], k.cols[i].name));
   const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
   const std::string in_step = conversion_call(j, "in_step", "zdd_t", 4);
   const std::string sql = fmt::format(
-      "WITH zdd_b AS MATERIALIZED (SELECT {tcols}{off} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
-      "ORDER BY {asc} LIMIT $2), "
-      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b ORDER BY {bdesc} LIMIT 1), {update}"
+      "WITH zdd_b AS MATERIALIZED (SELECT pg_catalog.count(*) AS zdd_rows, {offn}{lasts} "
+      "FROM (SELECT {tcols}{off} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
+      "ORDER BY {asc} LIMIT $2) zdd_s), "
+      "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b WHERE zdd_rows > 0), {update}"
       "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
-      "SELECT (SELECT pg_catalog.count(*) FROM zdd_b), {written}, "
+      "SELECT (SELECT zdd_rows FROM zdd_b), {written}, "
       "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
       "(SELECT {same} FROM zdd_l, zdd_c)",
       fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
       fmt::arg("off", write ? "" : ", NOT " + in_step + " AS zdd_off"),
+      fmt::arg("offn", write ? "" : "pg_catalog.count(*) FILTER (WHERE zdd_s.zdd_off) AS zdd_off, "),
+      fmt::arg("lasts", join(lasts, ", ")),
       fmt::arg("toend", compare(k, t, param_values(k, 3), false)),
       fmt::arg("asc", order_by(k, t, false)),
-      fmt::arg("bdesc", order_by(k, refs(k, "zdd_b."), true)),
       fmt::arg("update",
                write ? fmt::format("zdd_u AS (UPDATE ONLY {} zdd_t SET {} = {} WHERE {}{} AND NOT {} "
                                    "RETURNING 1), ",
                                    rel, spi::ident(j.new_column), conversion_call(j, "up", "zdd_t", 4),
                                    after, compare(k, t, upto, false), in_step)
                      : std::string()),
-      fmt::arg("written", write ? "(SELECT pg_catalog.count(*) FROM zdd_u)"
-                                : "(SELECT pg_catalog.count(*) FROM zdd_b WHERE zdd_b.zdd_off)"),
+      fmt::arg("written", write ? "(SELECT pg_catalog.count(*) FROM zdd_u)" : "(SELECT zdd_off FROM zdd_b)"),
       fmt::arg("larr", text_array(l)),
       fmt::arg("same", equal(k, l, array_values(k, "zdd_c.zdd_cursor"))));
-  auto rows = spi::query(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
+  auto rows = spi::query_cached(sql, {spi::p_text(j.cursor), spi::p_int4(limit), spi::p_text(j.walk_end),
                                spi::p_text(j.old_column), spi::p_text(j.new_column), spi::p_text(j.up),
                                spi::p_text(j.down)});
-  Step s;
-  s.visited = std::stoll(*rows[0][0]);
-  s.written = std::stoll(*rows[0][1]);
-  if (!write && s.written > 0) return std::nullopt;
-  if (s.visited > 0) {
+  Step st;
+  st.visited = std::stoll(*rows[0][0]);
+  st.written = std::stoll(*rows[0][1]);
+  if (!write && st.written > 0) return std::nullopt;
+  if (st.visited > 0) {
     if (!rows[0][3] || *rows[0][3] != "t") no_round_trip(rel, rows[0][2]);
-    s.next_cursor = rows[0][2];
+    st.next_cursor = rows[0][2];
   }
-  return s;
+  return st;
 }
 
 // One ctid-range batch for a table without primary key: pages [p, q).
@@ -434,7 +439,7 @@ Step ctid_batch(const Job &j, int limit) {
   // Cursor: {next page, end page}. The end is the table's size when the
   // pass started: pages added later hold only row versions written through
   // the sync trigger or by this walk, all in step (see the file comment).
-  auto info = spi::query(
+  auto info = spi::query_cached(
       "SELECT pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int, "
       "CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 50 END "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1",
@@ -457,7 +462,7 @@ Step ctid_batch(const Job &j, int limit) {
   if (j.pass == "verify") {
     // The verify pass reads the range once and writes only when some row
     // is out of step (as keyset_batch without write).
-    auto check = spi::query(
+    auto check = spi::query_cached(
         fmt::format("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE NOT {in_step}) "
                     "FROM ONLY {rel} t WHERE {range}",
                     fmt::arg("rel", rel), fmt::arg("range", range),
@@ -469,7 +474,7 @@ Step ctid_batch(const Job &j, int limit) {
       return s;
     }
   }
-  auto rows = spi::query(
+  auto rows = spi::query_cached(
       fmt::format("WITH u AS (UPDATE ONLY {rel} t SET {newc} = {up} WHERE {range} "
                   "AND NOT {in_step} RETURNING 1) "
                   "SELECT (SELECT pg_catalog.count(*) FROM ONLY {rel} t WHERE {range}), "
@@ -499,7 +504,7 @@ bool is_ctid_walk(const std::string &walk_key) { return walk_key.empty() || walk
 // apps' writes are not kept in step (the guard refuses dropping or
 // disabling it; this catches what got past it, e.g. in replica mode).
 void check_walkable(const Job &j) {
-  auto rows = spi::query(
+  auto rows = spi::query_cached(
       "SELECT c.relhasrules, EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid), "
       "EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $2 "
       "AND t.tgenabled IN ('O', 'A')) "
@@ -683,7 +688,7 @@ std::optional<int64_t> pick(Oid role, long &wait_ms) {
   // A library newer than the database's SQL objects (installed, but ALTER
   // EXTENSION zdd UPDATE not run yet): wait for the update rather than fail
   // batches against a catalog without this version's columns.
-  auto version = spi::query("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
+  auto version = spi::query_cached("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'zdd'");
   if (version.empty() || *version[0][0] != kCatalogVersion) {
     wait_ms = 5000;
     return std::nullopt;

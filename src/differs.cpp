@@ -92,6 +92,12 @@ Datum up(FunctionCallInfo fcinfo) {
   return v;
 }
 
+// The transition function of zdd.last(anyelement): the later input. With
+// a strict function and no initial state, the aggregate yields the last
+// non-null value in the order the rows come (the walk's batch feeds it its
+// keys in key order).
+Datum later(FunctionCallInfo fcinfo) { return PG_GETARG_DATUM(1); }
+
 }  // namespace
 }  // namespace zdd
 
@@ -99,6 +105,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(zdd_differs);
 PG_FUNCTION_INFO_V1(zdd_in_step);
 PG_FUNCTION_INFO_V1(zdd_up);
+PG_FUNCTION_INFO_V1(zdd_later);
 PGDLLEXPORT Datum zdd_differs(PG_FUNCTION_ARGS) {
   return zdd::boundary([&] { return zdd::differs(fcinfo); });
 }
@@ -107,5 +114,8 @@ PGDLLEXPORT Datum zdd_in_step(PG_FUNCTION_ARGS) {
 }
 PGDLLEXPORT Datum zdd_up(PG_FUNCTION_ARGS) {
   return zdd::boundary([&] { return zdd::up(fcinfo); });
+}
+PGDLLEXPORT Datum zdd_later(PG_FUNCTION_ARGS) {
+  return zdd::boundary([&] { return zdd::later(fcinfo); });
 }
 }

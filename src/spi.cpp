@@ -1,6 +1,8 @@
 // spi.cpp — SPI with a pinned search_path and text results.
 #include "spi.hpp"
 
+#include <unordered_map>
+
 extern "C" {
 #include "mb/pg_wchar.h"
 }
@@ -36,10 +38,40 @@ void build_args(const std::vector<Param> &params, Oid *types, Datum *values, cha
   }
 }
 
-// Runs one statement under search_path = pg_catalog, pg_temp. The
-// parameter arrays and values live in a context of their own, deleted
-// once the statement ran (callers may loop for a long time).
-int run(const std::string &sql, const std::vector<Param> &params, long limit) {
+// Plans kept for query_cached, by statement text and parameter types. The
+// plan cache revalidates them after DDL on what they read; the map is
+// emptied when it grows past a few dozen (a worker serving many tables).
+std::unordered_map<std::string, SPIPlanPtr> *kept_plans = nullptr;
+constexpr size_t kMaxKeptPlans = 64;
+
+// The kept generic plan of sql with these parameter types, prepared on
+// first use (under the caller's pinned search_path).
+SPIPlanPtr kept_plan(const std::string &sql, int n, Oid *types) {
+  std::string key = sql;
+  for (int i = 0; i < n; ++i) key += "\x01" + std::to_string(types[i]);
+  if (kept_plans == nullptr) kept_plans = new std::unordered_map<std::string, SPIPlanPtr>();
+  auto it = kept_plans->find(key);
+  if (it != kept_plans->end()) return it->second;
+  if (kept_plans->size() >= kMaxKeptPlans) {
+    for (auto &kv : *kept_plans) pg_call([&] { (void)SPI_freeplan(kv.second); });
+    kept_plans->clear();
+  }
+  SPIPlanPtr plan = pg_call([&] {
+    SPIPlanPtr p = SPI_prepare_cursor(sql.c_str(), n, types, CURSOR_OPT_GENERIC_PLAN);
+    if (p == nullptr)
+      elog(ERROR, "zdd: SPI_prepare failed (%s)", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(p) != 0) elog(ERROR, "zdd: SPI_keepplan failed");
+    return p;
+  });
+  kept_plans->emplace(std::move(key), plan);
+  return plan;
+}
+
+// Runs one statement under search_path = pg_catalog, pg_temp (cached: from
+// its kept generic plan). The parameter arrays and values live in a
+// context of their own, deleted once the statement ran (callers may loop
+// for a long time).
+int run(const std::string &sql, const std::vector<Param> &params, long limit, bool cached = false) {
   const size_t n = params.size();
   Oid *types = nullptr;
   Datum *values = nullptr;
@@ -70,8 +102,10 @@ int run(const std::string &sql, const std::vector<Param> &params, long limit) {
                             GUC_ACTION_SAVE, true, 0, false);
     return level;
   });
+  SPIPlanPtr plan = cached ? kept_plan(sql, int(n), types) : nullptr;
   int rc = pg_call([&] {
-    return SPI_execute_with_args(text, (int)n, types, values, nulls, false, limit);
+    return plan != nullptr ? SPI_execute_plan(plan, values, nulls, false, limit)
+                           : SPI_execute_with_args(text, (int)n, types, values, nulls, false, limit);
   });
   pg_call([&] {
     AtEOXact_GUC(true, nestlevel);
@@ -101,8 +135,10 @@ void pinned(const std::function<void()> &f) {
   pg_call([&] { AtEOXact_GUC(true, level); });
 }
 
-std::vector<Row> query(const std::string &sql, const std::vector<Param> &params) {
-  run(sql, params, 0);
+namespace {
+
+// The rows of the statement just run, as text; frees SPI's copy.
+std::vector<Row> copy_rows() {
   std::vector<Row> rows;
   if (SPI_tuptable == nullptr) return rows;
   SPITupleTable *tt = SPI_tuptable;
@@ -124,6 +160,18 @@ std::vector<Row> query(const std::string &sql, const std::vector<Param> &params)
   // caller such as CALL zdd.wait would grow by every poll's rows).
   pg_call([&] { SPI_freetuptable(tt); });
   return rows;
+}
+
+}  // namespace
+
+std::vector<Row> query(const std::string &sql, const std::vector<Param> &params) {
+  run(sql, params, 0);
+  return copy_rows();
+}
+
+std::vector<Row> query_cached(const std::string &sql, const std::vector<Param> &params) {
+  run(sql, params, 0, true);
+  return copy_rows();
 }
 
 uint64_t execute(const std::string &sql, const std::vector<Param> &params) {

@@ -21,8 +21,9 @@ CREATE TABLE lossy.ts (at timestamp, span interval, lastname text, PRIMARY KEY (
 INSERT INTO lossy.ts SELECT timestamp '2026-01-01 00:00:00.000001' + g * interval '1 day 1 microsecond',
        g * interval '1 mon 1 day 1.5 s', 'n' || g FROM generate_series(1, 80) g;
 -- key columns named like the batch statement's own names
-CREATE TABLE lossy.names (zdd_cursor int, l text, lastname text, PRIMARY KEY (l, zdd_cursor));
-INSERT INTO lossy.names SELECT g % 3, 'x' || (g / 3), 'n' || g FROM generate_series(1, 90) g;
+CREATE TABLE lossy.names (zdd_cursor int, l text, zdd_rows int, zdd_off int, zdd_k1 int, lastname text,
+                          PRIMARY KEY (l, zdd_cursor, zdd_rows, zdd_off, zdd_k1));
+INSERT INTO lossy.names SELECT g % 3, 'x' || (g / 3), g % 2, g % 5, -g, 'n' || g FROM generate_series(1, 90) g;
 SELECT zdd.begin_rename('lossy.f', 'lastname', 'surname', batch_size => 1, pause_ms => 0) AS f \gset
 SELECT zdd.begin_rename('lossy.ts', 'lastname', 'surname', batch_size => 3, pause_ms => 0) AS t \gset
 SELECT zdd.begin_rename('lossy.names', 'lastname', 'surname', batch_size => 7, pause_ms => 0) AS n \gset
@@ -38,5 +39,10 @@ SELECT count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) AS mismatches, 
 SELECT count(*) FILTER (WHERE surname IS DISTINCT FROM lastname) AS mismatches, count(*) FROM lossy.names;
 SELECT count(zdd.abort(id)) FROM zdd.transition WHERE id IN (:f, :t, :n);
 RESET ROLE;
+-- zdd.last: the last non-null value in the order the rows come (the
+-- batch's last key, read in key order)
+SELECT zdd.last(x) FROM (SELECT x FROM generate_series(1, 5) x ORDER BY x DESC) s;
+SELECT zdd.last(x) FROM (VALUES ('b'::text), (NULL), ('a'), (NULL)) v(x);
+SELECT zdd.last(x) IS NULL AS none FROM (SELECT 1 WHERE false) s(x);
 DROP SCHEMA lossy CASCADE;
 DROP ROLE zdd_lossy;

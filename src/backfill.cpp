@@ -386,26 +386,32 @@ struct Step {
 // first look), zdd_b also counts the rows out of step and nothing is
 // written: a range in step is read once. Returns nullopt when a read found
 // rows to fix (the caller then runs the writing batch over the same range).
+// Past the table itself the key columns go by zdd's own names (zdd_k1…),
+// so no table column name can clash with the statement's.
 std::optional<Step> keyset_batch(const Job &j, const Key &k, int limit, bool write) {
   const std::string rel = spi::qualified_relation(j.relid);
-  const auto t = refs(k, "zdd_t."), s = refs(k, "zdd_s."), l = refs(k, "zdd_l.");
-  std::vector<std::string> upto, lasts;
-  for (const auto &c : l) upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", c));
-  for (size_t i = 0; i < k.cols.size(); ++i)
-    lasts.push_back(fmt::format("zdd.last({}) AS {}", s[i], k.cols[i].name));
+  const auto t = refs(k, "zdd_t.");
+  std::vector<std::string> names, l, upto, lasts;
+  for (size_t i = 0; i < k.cols.size(); ++i) {
+    names.push_back(fmt::format("zdd_k{}", i + 1));
+    l.push_back("zdd_l." + names.back());
+    upto.push_back(fmt::format("(SELECT {} FROM zdd_l)", l.back()));
+    lasts.push_back(fmt::format("zdd.last(zdd_s.{0}) AS {0}", names.back()));
+  }
   const std::string after = j.cursor ? compare(k, t, param_values(k, 1), true) + " AND " : "";
   const std::string in_step = conversion_call(j, "in_step", "zdd_t", 4);
   const std::string sql = fmt::format(
       "WITH zdd_b AS MATERIALIZED (SELECT pg_catalog.count(*) AS zdd_rows, {offn}{lasts} "
       "FROM (SELECT {tcols}{off} FROM ONLY {rel} zdd_t WHERE {after}{toend} "
-      "ORDER BY {asc} LIMIT $2) zdd_s), "
+      "ORDER BY {asc} LIMIT $2) zdd_s({names}{offname})), "
       "zdd_l AS MATERIALIZED (SELECT * FROM zdd_b WHERE zdd_rows > 0), {update}"
       "zdd_c AS (SELECT {larr} AS zdd_cursor FROM zdd_l) "
       "SELECT (SELECT zdd_rows FROM zdd_b), {written}, "
       "(SELECT zdd_c.zdd_cursor::pg_catalog.text FROM zdd_c), "
       "(SELECT {same} FROM zdd_l, zdd_c)",
       fmt::arg("tcols", join(t, ", ")), fmt::arg("rel", rel), fmt::arg("after", after),
-      fmt::arg("off", write ? "" : ", NOT " + in_step + " AS zdd_off"),
+      fmt::arg("off", write ? "" : ", NOT " + in_step), fmt::arg("names", join(names, ", ")),
+      fmt::arg("offname", write ? "" : ", zdd_off"),
       fmt::arg("offn", write ? "" : "pg_catalog.count(*) FILTER (WHERE zdd_s.zdd_off) AS zdd_off, "),
       fmt::arg("lasts", join(lasts, ", ")),
       fmt::arg("toend", compare(k, t, param_values(k, 3), false)),

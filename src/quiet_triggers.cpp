@@ -2,6 +2,7 @@
 #include "quiet_triggers.hpp"
 
 extern "C" {
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
@@ -31,8 +32,20 @@ void executor_start(QueryDesc *qd, int eflags) {
     if (RelationGetRelid(rri->ri_RelationDesc) != quiet_relid || rri->ri_TrigDesc == nullptr)
       continue;
     TriggerDesc *td = rri->ri_TrigDesc;
-    for (int i = 0; i < td->numtriggers; ++i)
-      if (!td->triggers[i].tgisinternal) td->triggers[i].tgenabled = TRIGGER_DISABLED;
+    // The executor tests these flags per row before looking at any trigger
+    // (a BEFORE ROW UPDATE flag alone makes it fetch and copy every old
+    // row for the trigger manager): they are recomputed from the triggers
+    // left enabled. Both are only read while rows are written.
+    bool before_update = false, after_update = false;
+    for (int i = 0; i < td->numtriggers; ++i) {
+      Trigger *tg = &td->triggers[i];
+      if (!tg->tgisinternal) tg->tgenabled = TRIGGER_DISABLED;
+      if (tg->tgenabled == TRIGGER_DISABLED) continue;
+      before_update |= TRIGGER_TYPE_MATCHES(tg->tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_BEFORE, TRIGGER_TYPE_UPDATE);
+      after_update |= TRIGGER_TYPE_MATCHES(tg->tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_AFTER, TRIGGER_TYPE_UPDATE);
+    }
+    td->trig_update_before_row = before_update;
+    td->trig_update_after_row = after_update;
   }
 }
 

@@ -84,3 +84,30 @@ DROP TABLE misuse;
 SELECT zdd.abort(:id);
 DROP TABLE customer;
 DROP FUNCTION trim_name();
+-- A fixed-length value is written over the row's own bytes when the row
+-- stores one: rows with a dropped column, NULL and variable-length columns
+-- before it, by-value and by-reference types, the other columns untouched.
+CREATE TABLE inplace (id int PRIMARY KEY, gone text, note text, u uuid, n int, tail text);
+ALTER TABLE inplace DROP COLUMN gone;
+INSERT INTO inplace SELECT g, CASE WHEN g % 2 = 0 THEN repeat('x', g) END,
+       ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid, g, 't' || g
+FROM generate_series(1, 6) g;
+SELECT zdd.begin_rename('inplace', 'u', 'u2', start_backfill => false) AS u \gset
+SELECT zdd.begin_retype('inplace', 'n', 'bigint', new_column => 'n2', start_backfill => false) AS n \gset
+-- every row stores both new columns, then the old app writes the old ones
+UPDATE inplace SET u = u, n = n;
+UPDATE inplace SET u = ('00000000-0000-0000-0001-' || lpad(id::text, 12, '0'))::uuid, n = n * 100
+WHERE id <= 4;
+-- a row whose new columns are NULL is formed again (not in place)
+UPDATE inplace SET u2 = NULL, n2 = NULL WHERE id = 6;
+SET session_replication_role = replica;
+UPDATE inplace SET u2 = NULL, n2 = NULL WHERE id = 5;
+RESET session_replication_role;
+UPDATE inplace SET u = ('00000000-0000-0000-0002-' || lpad(id::text, 12, '0'))::uuid, n = -n WHERE id >= 5;
+-- the new app writes the new columns
+UPDATE inplace SET u2 = ('00000000-0000-0000-0003-' || lpad(id::text, 12, '0'))::uuid, n2 = n2 + 1 WHERE id = 1;
+SELECT id, note, u, u2, n, n2, tail FROM inplace ORDER BY id;
+SELECT count(*) FILTER (WHERE u2 IS DISTINCT FROM u OR n2 IS DISTINCT FROM n) AS out_of_step FROM inplace;
+SELECT zdd.abort(:n);
+SELECT zdd.abort(:u);
+DROP TABLE inplace;

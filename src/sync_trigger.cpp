@@ -3,8 +3,10 @@
 // up(old) or old = down(new), through the conversion core (a rename is
 // the identity conversion).
 //
-// The trigger edits the row in place (heap_modify_tuple_by_cols) and
-// returns it: no second write, no recursion. Per row it reads a few
+// The trigger edits the row and returns it: no second write, no
+// recursion. A fixed-length value (int, bigint, uuid…) is written over the
+// row's own bytes when the row stores one; otherwise the row is formed
+// again from the slot's deformed values. Per row it reads a few
 // attributes from the trigger's slots and compares them; everything that
 // needs a lookup (attribute numbers, the compiled conversion, the columns'
 // constant defaults) is resolved once per trigger and backend, kept in a
@@ -235,13 +237,65 @@ std::string show(Oid type, Datum v, bool isnull) {
       "app version with SET zdd.side = 'old' or 'new'.");
 }
 
-// Returns tuple with column att set to (v, isnull), formed from the
-// values the trigger's slot already holds deformed (heap_modify_tuple
-// would deform the whole tuple once more), in the entry's buffers.
+// The address of column att's value inside tuple when it is stored there
+// with a fixed length (not NULL, not a column added after the row was
+// written): the bytes a value of the same type can be written over.
+// nullptr otherwise. The walk is heap_deform_tuple's, up to att.
+char *fixed_value_address(HeapTuple tuple, TupleDesc desc, AttrNumber att) {
+  HeapTupleHeader th = tuple->t_data;
+  if (att > HeapTupleHeaderGetNatts(th)) return nullptr;
+  const bool hasnulls = HeapTupleHasNulls(tuple);
+  bits8 *bp = th->t_bits;
+  char *tp = reinterpret_cast<char *>(th) + th->t_hoff;
+  uint32 off = 0;
+  for (int i = 0; i < att; ++i) {
+    Form_pg_attribute a = TupleDescAttr(desc, i);
+    if (hasnulls && att_isnull(i, bp)) {
+      if (i == att - 1) return nullptr;
+      continue;
+    }
+    if (a->attlen == -1)
+      off = att_align_pointer(off, a->attalign, -1, tp + off);
+    else
+      off = att_align_nominal(off, a->attalign);
+    if (i == att - 1) return a->attlen > 0 ? tp + off : nullptr;
+    off = att_addlength_pointer(off, a->attlen, tp + off);
+  }
+  return nullptr;
+}
+
+// Writes (v, not NULL) over column att's stored value in place when the
+// column has a fixed length, the row stores a value for it, and tuple is
+// the slot's own materialized row (what the executor writes, so nothing
+// is copied: the trigger returns the row it was given). Keeps the slot's
+// deformed value in step. False when it cannot: the row must be formed.
+bool overwrite_in_place(TupleTableSlot *slot, TupleDesc desc, HeapTuple tuple, AttrNumber att, Datum v) {
+  Form_pg_attribute a = TupleDescAttr(desc, att - 1);
+  if (a->attlen <= 0 || !(TTS_IS_HEAPTUPLE(slot) || TTS_IS_BUFFERTUPLE(slot)) || !TTS_SHOULDFREE(slot) ||
+      reinterpret_cast<HeapTupleTableSlot *>(slot)->tuple != tuple)
+    return false;
+  char *p = fixed_value_address(tuple, desc, att);
+  if (p == nullptr) return false;
+  if (a->attbyval)
+    store_att_byval(p, v, a->attlen);
+  else
+    memmove(p, DatumGetPointer(v), a->attlen);
+  if (att <= slot->tts_nvalid) {
+    slot->tts_values[att - 1] = a->attbyval ? v : PointerGetDatum(p);
+    slot->tts_isnull[att - 1] = false;
+  }
+  return true;
+}
+
+// Returns tuple with column att set to (v, isnull): in place when it can
+// (overwrite_in_place), else formed from the values the trigger's slot
+// already holds deformed (heap_modify_tuple would deform the whole tuple
+// once more), in the entry's buffers.
 HeapTuple set_column(const Entry *e, TriggerData *td, HeapTuple tuple, AttrNumber att, Datum v,
                      bool isnull) {
   TupleTableSlot *slot = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot;
   TupleDesc desc = RelationGetDescr(td->tg_relation);
+  if (!isnull && overwrite_in_place(slot, desc, tuple, att, v)) return tuple;
   slot_getallattrs(slot);
   const int n = desc->natts;
   memcpy(e->values, slot->tts_values, n * sizeof(Datum));

@@ -35,6 +35,20 @@ void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_colu
                             "another column without rewriting the table.",
                             *gen[0][0]),
                 "Rename it with ALTER TABLE ... RENAME COLUMN (catalog-only).");
+  auto pfk = spi::query(
+      "SELECT pg_catalog.string_agg(pg_catalog.format('%I of %s', co.conname, co.conrelid::pg_catalog.regclass), "
+      "', ' ORDER BY co.conname) FROM pg_catalog.pg_constraint co "
+      "JOIN pg_catalog.pg_class c ON c.oid = co.conrelid "
+      "WHERE co.contype = 'f' AND co.confrelid = $1 AND $2 = ANY (co.confkey) AND c.relkind = 'p' "
+      "AND co.conparentid = 0 AND co.conrelid <> $1",
+      {spi::p_oid(relid), spi::p_int4(old_att)});
+  if (pfk[0][0])
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                fmt::format("zdd: partitioned tables' foreign keys reference column \"{}\"", old_column),
+                fmt::format("Foreign keys: {}. PostgreSQL 15 cannot add a NOT VALID foreign key on a "
+                            "partitioned table, so zdd cannot build their twins without a long lock.",
+                            *pfk[0][0]),
+                "Drop those foreign keys for the transition and add them back after complete.");
 }
 
 // See attachments.hpp.
@@ -62,6 +76,15 @@ std::vector<std::string> dependents(Oid relid, int att, bool skip_own) {
 // See attachments.hpp.
 void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column) {
   const std::string rel = spi::qualified_relation(relid), newc = spi::ident(new_column);
+  // Exactly the old column's privileges: what the new one has beyond them
+  // (granted at begin, then revoked on the old column since) goes first.
+  for (const auto &r : spi::query(
+           "SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
+           "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END "
+           "FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
+           "WHERE a.attrelid = $1 AND a.attname = $2 ORDER BY 1",
+           {spi::p_oid(relid), spi::p_text(new_column)}))
+    spi::execute(fmt::format("REVOKE ALL ({}) ON {} FROM {} CASCADE", newc, rel, *r[0]));
   auto grants = spi::query(
       "SELECT x.privilege_type, x.grantee = 0, x.grantee::pg_catalog.regrole::pg_catalog.text, "
       "x.is_grantable FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
@@ -79,6 +102,11 @@ void copy_column_attributes(Oid relid, const std::string &old_column, const std:
   if (attr.empty()) return;
   if (attr[0][0])
     spi::execute(fmt::format("COMMENT ON COLUMN {}.{} IS {}", rel, newc, spi::literal(*attr[0][0])));
+  else if (!spi::query("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 "
+                       "AND pg_catalog.col_description($1, a.attnum) IS NOT NULL",
+                       {spi::p_oid(relid), spi::p_text(new_column)})
+                .empty())
+    spi::execute(fmt::format("COMMENT ON COLUMN {}.{} IS NULL", rel, newc));
   if (attr[0][1] && !attr[0][1]->empty()) {
     // The planner's options a user sets (n_distinct, n_distinct_inherited);
     // anything else there is the server's own bookkeeping.

@@ -9,7 +9,8 @@ namespace zdd::attachments {
 
 // Refuses (0A000, before anything changed) what would block complete and
 // zdd cannot carry over: stored generated columns computed from the old
-// column, exclusion constraints on it.
+// column, exclusion constraints on it, partitioned tables' foreign keys
+// referencing it.
 void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_column);
 
 // Objects outside the table's own indexes, constraints and rules (and

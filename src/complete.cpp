@@ -103,6 +103,7 @@ void contract(const catalog::Transition &t, bool force) {
   // Again under the lock: a write may have come between the first check
   // and the lock; none can come after it.
   if (!force) refuse_recent_old_writes(t);
+  table::check_trigger_order(t.relid);  // the guard refuses creating one; a bypass is caught here
   // Inheritance children attached since begin: their rows were never
   // backfilled, and dropping the old column would drop their only copy.
   if (!partitioned &&
@@ -159,7 +160,20 @@ void contract(const catalog::Transition &t, bool force) {
   const std::string newc = spi::ident(t.new_column);
   attachments::copy_column_attributes(t.relid, t.old_column, t.new_column);
   const attachments::Carry carry = attachments::plan_carry(t.relid, t.old_column, t.new_column);
-  if (def) spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *def));
+  if (def)
+    spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *def));
+  else if (!spi::query("SELECT 1 FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
+                       "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1 AND a.attname = $2",
+                       {spi::p_oid(t.relid), spi::p_text(t.new_column)})
+                .empty())
+    // the old column's default was dropped during the transition
+    spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} DROP DEFAULT", only, rel, newc));
+  // The index the table is clustered on, if it is an original: its twin
+  // takes its name below, and the mark.
+  auto clustered = spi::query(
+      "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+      "WHERE i.indrelid = $1 AND i.indisclustered",
+      {spi::p_oid(t.relid)});
   spi::execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(t.id)), rel));
   // The originals' constraints first: a self-referencing foreign key that
   // references the old column would make DROP COLUMN ... RESTRICT refuse.
@@ -223,6 +237,10 @@ void contract(const catalog::Transition &t, bool force) {
                                  spi::ident(it.contype == 'p' || it.contype == 'u' ? lt.index_name
                                                                                    : lt.twin_name)));
   }
+  if (!clustered.empty())
+    for (const auto &it : items)
+      if (it.kind == 'i' && it.name == *clustered[0][0])
+        spi::execute(fmt::format("ALTER TABLE ONLY {} CLUSTER ON {}", rel, spi::ident(it.name)));
   // A retype without a new name: the new column takes the old one's, so
   // the apps keep theirs.
   if (t.keep_name)

@@ -10,7 +10,9 @@
 //   DROP TRIGGER / ALTER TABLE ... DISABLE TRIGGER of a sync trigger
 //     (DISABLE TRIGGER ALL / USER too) — on a partition of a table in
 //     transition too;
-//   ATTACH PARTITION of a table without the new column (see check_attach).
+//   ATTACH PARTITION of a table without the new column (see check_attach);
+//   CREATE TRIGGER / ALTER TRIGGER ... RENAME of a BEFORE ROW trigger whose
+//     name sorts after the sync trigger's (it would fire after the sync).
 // Each refusal names the transitions and says what to do (55006). An event
 // trigger rather than a ProcessUtility hook: it is in force in every
 // session of the database whether or not the library was loaded there.
@@ -25,6 +27,7 @@
 extern "C" {
 #include "catalog/namespace.h"
 #include "commands/event_trigger.h"
+#include "catalog/pg_trigger.h"
 #include "nodes/parsenodes.h"
 #include "storage/lockdefs.h"
 }
@@ -72,6 +75,12 @@ Oid relation_of(RangeVar *rv) {
 
 // True when trigger name is a zdd sync trigger.
 bool sync_trigger_name(const char *name) { return name && strncmp(name, "zz_zdd_sync_", 12) == 0; }
+
+// True when a trigger named name would fire after zdd's sync triggers
+// (same-timing triggers fire in name order, bytewise) and is not one.
+bool late_trigger_name(const char *name) {
+  return name && strcmp(name, "zz_zdd_sync_") > 0 && !sync_trigger_name(name);
+}
 
 // ATTACH PARTITION onto a table in transition (or onto one of its
 // partitions): the table attached needs the new column, which
@@ -152,8 +161,24 @@ void check(Node *tree) {
                                                    : "DISABLE TRIGGER",
                open);
     }
+  } else if (IsA(tree, CreateTrigStmt)) {
+    // A BEFORE ROW INSERT/UPDATE trigger that would fire after the sync
+    // trigger (name order): what it sets would not reach the other column.
+    CreateTrigStmt *c = castNode(CreateTrigStmt, tree);
+    if (c->row && c->timing == TRIGGER_TYPE_BEFORE && (c->events & (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE)) &&
+        late_trigger_name(c->trigname)) {
+      const Oid relid = relation_of(c->relation);
+      const std::string open = OidIsValid(relid) ? open_transitions(relid, std::nullopt, true) : std::string();
+      if (!open.empty()) refuse(fmt::format("CREATE TRIGGER {} (it would fire after zdd's sync trigger)", c->trigname), open);
+    }
   } else if (IsA(tree, RenameStmt)) {
     RenameStmt *r = castNode(RenameStmt, tree);
+    if (r->renameType == OBJECT_TRIGGER && r->relation && late_trigger_name(r->newname)) {
+      const Oid relid = relation_of(r->relation);
+      const std::string open = OidIsValid(relid) ? open_transitions(relid, std::nullopt, true) : std::string();
+      if (!open.empty())
+        refuse(fmt::format("ALTER TRIGGER ... RENAME TO {} (it would fire after zdd's sync trigger)", r->newname), open);
+    }
     if (r->renameType == OBJECT_COLUMN && r->relation && r->subname) {
       const Oid relid = relation_of(r->relation);
       const std::string open =

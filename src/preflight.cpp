@@ -184,9 +184,8 @@ Datum check_retype(FunctionCallInfo fcinfo) {
                                    p->x.up ? "down" : "up"),
                        "Rows one app version writes are converted by the cast, not by the inverse of "
                        "the expression: give both directions unless the cast is that inverse."});
-      if (auto other = catalog::open_transition_using(r.relid, r.column))
-        out.push_back({"blocker", rel, fmt::format("column \"{}\" is already in transition {}", r.column, *other),
-                       "Complete or abort that transition first."});
+      // what begin_retype's expand step refuses, as for a rename
+      blockers(r.relid, r.column, p->x.new_column, out);
     }
     observations(r.relid, r.column, out);
   }

@@ -407,9 +407,15 @@ HeapTuple on_update(const Entry *e, TriggerData *td) {
   if (new_named && !old_named) {
     Datum d = conversion::down(e->conv, nv, nnull, &rnull);
     if (same_old(e, d, rnull, ov, onull)) return tuple;
-    if (!e->conv->identity) {
-      Datum pnv = slot_getattr(before, e->new_att, &pnnull);
-      if (same_new(e, pnv, pnnull, nv, nnull) && in_step(e, ov, onull, nv, nnull)) return tuple;
+    // The new column written with the value it had: no write (a new app
+    // saving a row it read before the backfill reached it, its new column
+    // still NULL, must not wipe the old one). The old column stays the
+    // truth: new := up(old) unless the row is in step (through a lossy
+    // conversion: a value the new app wrote stays).
+    Datum pnv = slot_getattr(before, e->new_att, &pnnull);
+    if (same_new(e, pnv, pnnull, nv, nnull)) {
+      if (in_step(e, ov, onull, nv, nnull)) return tuple;
+      return set_new_from(e, td, tuple, ov, onull);
     }
     return set_column(e, td, tuple, e->old_att, d, rnull);
   }

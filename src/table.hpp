@@ -25,6 +25,12 @@ void check_table(Oid relid);
 // (0A000 otherwise).
 void check_walkable(Oid relid);
 
+// No enabled or disabled BEFORE ROW INSERT/UPDATE trigger on relid (or a
+// partition of it) sorts after zdd's sync triggers (zz_zdd_sync_<id>):
+// one would change a row after the sync, leaving the columns apart
+// (0A000 otherwise). Part of check_walkable; complete checks again.
+void check_trigger_order(Oid relid);
+
 // The old column: exists, is a user column, not generated (identity is fine),
 // of a type whose new twin can be added without a table rewrite.
 Column column_to_move(Oid relid, const std::string &name);

@@ -12,10 +12,12 @@
 #include "spi.hpp"
 #include "table.hpp"
 #include "transition.hpp"
-#include "twins.hpp"
 #include "write_log.hpp"
 
 extern "C" {
+#include "access/relation.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "storage/lockdefs.h"
 }
@@ -96,15 +98,21 @@ int64_t expand(const Expand &x) {
   attachments::copy_column_attributes(relid, old_col, new_col);
   // The same default (converted by up for a retype), so that the new
   // app's DEFAULT (and an INSERT that omits the column) gives the column's
-  // default during the transition; a sequence's default stays with the old
-  // column until complete, so that an INSERT does not draw two numbers.
-  auto def = spi::query(
-      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend p "
-      "JOIN pg_catalog.pg_class s ON s.oid = p.refobjid AND s.relkind = 'S' "
-      "WHERE p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND p.objid = d.oid) "
-      "FROM pg_catalog.pg_attrdef d WHERE d.adrelid = $1 AND d.adnum = $2",
-      {spi::p_oid(relid), spi::p_int4(old_attr.attnum)});
-  if (!def.empty() && *def[0][0] == "f") {
+  // default during the transition. A volatile default (a sequence's
+  // nextval, random(), clock_timestamp()) stays with the old column until
+  // complete: evaluated once per column, an INSERT that names neither
+  // would get two different values (and draw two numbers); without one
+  // the trigger fills the new column with up(old).
+  const bool volatile_default = pg_call([&] {
+    Relation r = relation_open(relid, AccessShareLock);
+    Node *d = build_column_default(r, old_attr.attnum);
+    const bool v = d != nullptr && contain_volatile_functions(d);
+    relation_close(r, AccessShareLock);
+    return v;
+  });
+  auto def = spi::query("SELECT 1 FROM pg_catalog.pg_attrdef d WHERE d.adrelid = $1 AND d.adnum = $2",
+                        {spi::p_oid(relid), spi::p_int4(old_attr.attnum)});
+  if (!def.empty() && !volatile_default) {
     const auto text = conversion::converted_default(
         conversion::spec_for(relid, old_col, new_col, x.up, x.down), relid);
     if (text)
@@ -190,12 +198,20 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
         pg_call([&] { LockRelationOid(t.relid, AccessExclusiveLock); });
       spi::execute(
           fmt::format("DROP TRIGGER IF EXISTS {} ON {}", spi::ident(catalog::trigger_name(id)), rel));
-      // Twins on other tables (foreign keys referencing the new column) go
-      // first: the new column's own twins go with it.
-      for (const auto &it : twins::plan(t.relid, t.old_column, t.new_column))
-        if (it.kind == 'r' && OidIsValid(it.twin))
-          spi::execute(fmt::format("ALTER TABLE ONLY {} DROP CONSTRAINT {} RESTRICT",
-                                   spi::qualified_relation(it.table), spi::ident(it.twin_name)));
+      // Every foreign key that references the new column goes first (any
+      // table's, this one's own self-references too; recognized as twins
+      // or not: a twin the worker had only begun, NOT VALID, when the
+      // abort stopped it, too). The new column's other twins go with it.
+      for (const auto &r : spi::query(
+               "SELECT co.conrelid, co.conname, c.relkind = 'p' FROM pg_catalog.pg_constraint co "
+               "JOIN pg_catalog.pg_class c ON c.oid = co.conrelid "
+               "JOIN pg_catalog.pg_attribute a ON a.attrelid = co.confrelid AND a.attname = $2 "
+               "WHERE co.contype = 'f' AND co.confrelid = $1 AND co.conparentid = 0 "
+               "AND a.attnum = ANY (co.confkey) ORDER BY 1, 2",
+               {spi::p_oid(t.relid), spi::p_text(t.new_column)}))
+        spi::execute(fmt::format("ALTER TABLE {}{} DROP CONSTRAINT {} RESTRICT", *r[2] == "t" ? "" : "ONLY ",
+                                 spi::qualified_relation(static_cast<Oid>(std::stoul(*r[0]))),
+                                 spi::ident(*r[1])));
       spi::execute(fmt::format("ALTER TABLE {}{} DROP COLUMN IF EXISTS {} RESTRICT",
                                partitioned ? "" : "ONLY ", rel, spi::ident(t.new_column)));
     });

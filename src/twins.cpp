@@ -247,7 +247,7 @@ void add_leaf_twins(Oid relid, const std::string &old_column, const std::string 
   const std::string from_q = spi::ident(old_column), to_q = spi::ident(new_column);
   for (Item &it : items) {
     if (it.kind != 'i') continue;
-    auto parts = spi::query(
+    auto parts = spi::query_cached(
         "SELECT i.indrelid, t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t "
         "JOIN pg_catalog.pg_index i ON i.indexrelid = t.relid WHERE t.isleaf ORDER BY 1",
         {spi::p_oid(it.oid)});
@@ -271,7 +271,7 @@ void add_leaf_twins(Oid relid, const std::string &old_column, const std::string 
       it.leaf_twins.push_back(lt);
     }
     if (it.contype == 'p' || it.contype == 'u') {
-      auto def = spi::query(
+      auto def = spi::query_cached(
           "SELECT pg_catalog.pg_get_constraintdef(co.oid) FROM pg_catalog.pg_constraint co "
           "WHERE co.conindid = $1 AND co.conrelid = $2",
           {spi::p_oid(it.oid), spi::p_oid(relid)});
@@ -286,7 +286,9 @@ void add_leaf_twins(Oid relid, const std::string &old_column, const std::string 
 
 }  // namespace
 
-// See twins.hpp.
+// See twins.hpp. Its catalog queries run from kept generic plans:
+// complete plans every partition of a partitioned table under the tree's
+// ACCESS EXCLUSIVE lock, and planning them anew per leaf was most of it.
 std::vector<Item> plan(Oid relid, const std::string &old_column, const std::string &new_column) {
   const int old_att = pg_call([&] { return int(get_attnum(relid, old_column.c_str())); });
   const int new_att = pg_call([&] { return int(get_attnum(relid, new_column.c_str())); });
@@ -296,7 +298,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
   const bool retyped = new_att > 0 && (types.old_type != types.new_type || types.old_typmod != types.new_typmod);
 
   // NOT NULL
-  auto nn = spi::query(
+  auto nn = spi::query_cached(
       "SELECT bool_or(attnotnull) FILTER (WHERE attnum = $2), "
       "COALESCE(bool_or(attnotnull) FILTER (WHERE attnum = $3), false) "
       "FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum IN ($2, $3)",
@@ -321,7 +323,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
         "AND d.refobjsubid = {att}))",
         fmt::arg("att", att));
   };
-  auto idx = spi::query(
+  auto idx = spi::query_cached(
       fmt::format(
           "SELECT i.indexrelid, c.relname, {uold}, {unew}, i.indisvalid AND i.indisready, "
           "COALESCE(co.contype, '-'), COALESCE(co.condeferrable, false), "
@@ -396,7 +398,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
   }
 
   // CHECK and FOREIGN KEY constraints.
-  auto cons = spi::query(
+  auto cons = spi::query_cached(
       "SELECT co.oid, co.conname, co.contype, co.convalidated, co.connoinherit, "
       "co.conbin::pg_catalog.text, pg_catalog.pg_get_constraintdef(co.oid), "
       "$2 = ANY (co.conkey) OR (co.confrelid = co.conrelid AND $2 = ANY (co.confkey)), "
@@ -440,7 +442,7 @@ std::vector<Item> plan(Oid relid, const std::string &old_column, const std::stri
 
   // Other tables' foreign keys that reference the old column: twins that
   // reference the new column (its unique twin), on those tables.
-  auto refs = spi::query(
+  auto refs = spi::query_cached(
       "SELECT co.oid, co.conname, co.convalidated, pg_catalog.pg_get_constraintdef(co.oid), "
       "co.conrelid, $2 = ANY (co.confkey), $3 = ANY (co.confkey) "
       "FROM pg_catalog.pg_constraint co WHERE co.contype = 'f' AND co.confrelid = $1 "

@@ -2,11 +2,15 @@
 # make bench: what zdd costs, side by side with the alternatives, in one run
 # on a throwaway instance. Writes test/bench/RESULTS.md and
 # test/bench/backfill.png. Variants are interleaved and repeated; figures
-# are medians with min–max. ZDD_BENCH_ROUNDS (3), ZDD_BENCH_ROWS (1000000),
+# are medians with min–max. ZDD_BENCH_ROUNDS (3), ZDD_BENCH_WRITE_ROUNDS
+# (section 6's write path, 7), ZDD_BENCH_ROWS (1000000),
 # ZDD_BENCH_SCALE (opt-in: rows for the scale run, e.g. 10000000).
 source "$(dirname "$0")/../lib.sh"
 OUT_DIR="$ZDD_ROOT/test/bench"
 ROUNDS=${ZDD_BENCH_ROUNDS:-3}
+# the sync write path's rounds (section 6): its overheads are a few
+# hundred ms of CPU on a shared machine, so it takes more rounds
+WP_ROUNDS=${ZDD_BENCH_WRITE_ROUNDS:-$(( ROUNDS > 7 ? ROUNDS : 7 ))}
 BIG=${ZDD_BENCH_ROWS:-1000000}
 BULK=300000
 zdd_stage
@@ -119,14 +123,37 @@ CREATE TABLE re_zdd (id int PRIMARY KEY, price numeric(12,2) NOT NULL, other int
 INSERT INTO re_zdd SELECT id, price, other FROM re_manual;
 SELECT FROM zdd.begin_retype('re_zdd', 'price', 'integer', up => 'round(price * 100)::int',
                              down => 'cents / 100.0', new_column => 'cents', start_backfill => false);
+-- rename of a text column, the statement issue 10 measured: SET lastname = lastname || 'x'
+CREATE TABLE tx_manual (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0, surname text);
+INSERT INTO tx_manual SELECT g, 'name' || g, 0, 'name' || g FROM generate_series(1, $BULK) g;
+CREATE TABLE tx_floor (LIKE tx_manual INCLUDING ALL);
+INSERT INTO tx_floor SELECT * FROM tx_manual;
+CREATE TRIGGER floor BEFORE UPDATE ON tx_floor FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE TABLE tx_plpgsql (LIKE tx_manual INCLUDING ALL);
+INSERT INTO tx_plpgsql SELECT * FROM tx_manual;
+CREATE FUNCTION tx_sync() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF NEW.lastname IS DISTINCT FROM OLD.lastname AND NEW.surname IS NOT DISTINCT FROM OLD.surname THEN
+    NEW.surname := NEW.lastname;
+  ELSIF NEW.surname IS DISTINCT FROM OLD.surname AND NEW.lastname IS NOT DISTINCT FROM OLD.lastname THEN
+    NEW.lastname := NEW.surname;
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER sync BEFORE UPDATE ON tx_plpgsql FOR EACH ROW EXECUTE FUNCTION tx_sync();
+CREATE TABLE tx_rename (id int PRIMARY KEY, lastname text NOT NULL, other int NOT NULL DEFAULT 0);
+INSERT INTO tx_rename SELECT id, lastname, other FROM tx_manual;
+SELECT FROM zdd.begin_rename('tx_rename', 'lastname', 'surname', start_backfill => false);
+UPDATE tx_manual SET other = other; UPDATE tx_floor SET other = other; UPDATE tx_plpgsql SET other = other;
+UPDATE tx_rename SET lastname = lastname;
 UPDATE rt_manual SET other = other; UPDATE rt_floor SET other = other; UPDATE rt_plpgsql SET other = other;
 UPDATE rt_rename SET a = a; UPDATE rt_zdd SET a = a;
 UPDATE re_manual SET other = other; UPDATE re_plpgsql SET other = other; UPDATE re_zdd SET price = price;
 VACUUM ANALYZE;
 SQL
-declare -A RT_A RT_E RT_AC RT_EC
+declare -A RT_A RT_E RT_AC RT_EC RT_T RT_TC
 local r v stmt w c
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$WP_ROUNDS"); do
   for v in manual floor rename zdd plpgsql; do
     case $v in manual|floor) stmt="UPDATE rt_$v SET a = a + 1, a_new = a + 1";;
                *) stmt="UPDATE rt_$v SET a = a + 1";; esac
@@ -137,8 +164,16 @@ for r in $(seq "$ROUNDS"); do
                *) stmt="UPDATE re_$v SET price = price + 1";; esac
     read -r w c < <(wall_cpu "$stmt"); RT_E[$v]+="$w "; RT_EC[$v]+="$c "; q "VACUUM re_$v"
   done
+  for v in manual floor rename plpgsql; do
+    case $v in manual|floor) stmt="UPDATE tx_$v SET lastname = lastname || 'x', surname = lastname || 'x'";;
+               *) stmt="UPDATE tx_$v SET lastname = lastname || 'x'";; esac
+    read -r w c < <(wall_cpu "$stmt"); RT_T[$v]+="$w "; RT_TC[$v]+="$c "; q "VACUUM tx_$v"
+  done
 done
-declare -gA S_RTA S_RTE C_RTA C_RTE
+declare -gA S_RTA S_RTE C_RTA C_RTE S_RTT C_RTT
+for v in manual floor rename plpgsql; do
+  S_RTT[$v]=$(tr ' ' '\n' <<<"${RT_T[$v]}" | grep . | stats); C_RTT[$v]=$(tr ' ' '\n' <<<"${RT_TC[$v]}" | grep . | stats)
+done
 for v in manual floor rename zdd plpgsql; do
   S_RTA[$v]=$(tr ' ' '\n' <<<"${RT_A[$v]}" | grep . | stats); C_RTA[$v]=$(tr ' ' '\n' <<<"${RT_AC[$v]}" | grep . | stats)
 done
@@ -150,20 +185,24 @@ ov() { awk -v x="$(med "$1")" -v a="$(med "$2")" 'BEGIN{print x-a}'; }
 OV_RT_F=$(ov "${C_RTA[floor]}" "${C_RTA[manual]}"); OV_RT_R=$(ov "${C_RTA[rename]}" "${C_RTA[manual]}")
 OV_RT_Z=$(ov "${C_RTA[zdd]}" "${C_RTA[manual]}"); OV_RT_P=$(ov "${C_RTA[plpgsql]}" "${C_RTA[manual]}")
 OV_E_Z=$(ov "${C_RTE[zdd]}" "${C_RTE[manual]}"); OV_E_P=$(ov "${C_RTE[plpgsql]}" "${C_RTE[manual]}")
+OV_T_F=$(ov "${C_RTT[floor]}" "${C_RTT[manual]}"); OV_T_R=$(ov "${C_RTT[rename]}" "${C_RTT[manual]}")
+OV_T_P=$(ov "${C_RTT[plpgsql]}" "${C_RTT[manual]}")
 # The six ratios, from each variant's median (med) or minimum (mn) CPU
 # time: interference on a shared machine only ever adds CPU time, so the
 # minimum of the interleaved rounds is the least disturbed estimate.
 wp_ratios() {
-  local pick=$1 f r z p ez ep
+  local pick=$1 f r z p ez ep tf tr tp
   d() { awk -v x="$($pick "$1")" -v a="$($pick "$2")" 'BEGIN{print x-a}'; }
   f=$(d "${C_RTA[floor]}" "${C_RTA[manual]}"); r=$(d "${C_RTA[rename]}" "${C_RTA[manual]}")
   z=$(d "${C_RTA[zdd]}" "${C_RTA[manual]}"); p=$(d "${C_RTA[plpgsql]}" "${C_RTA[manual]}")
   ez=$(d "${C_RTE[zdd]}" "${C_RTE[manual]}"); ep=$(d "${C_RTE[plpgsql]}" "${C_RTE[manual]}")
-  echo "$(ratio "$z" "$r") $(ratio "$r" "$f") $(ratio "$z" "$f") $(ratio "$p" "$r") $(ratio "$p" "$z") $(ratio "$ep" "$ez")"
+  tf=$(d "${C_RTT[floor]}" "${C_RTT[manual]}"); tr=$(d "${C_RTT[rename]}" "${C_RTT[manual]}")
+  tp=$(d "${C_RTT[plpgsql]}" "${C_RTT[manual]}")
+  echo "$(ratio "$z" "$r") $(ratio "$r" "$f") $(ratio "$z" "$f") $(ratio "$p" "$r") $(ratio "$p" "$z") $(ratio "$ep" "$ez") $(ratio "$tr" "$tf") $(ratio "$tp" "$tr") $(ratio "$p" "$f") $(ratio "$tp" "$tf")"
 }
-read -r R_RT_ZR R_RT_RF R_RT_ZF R_RT_PR R_RT_PZ R_E_PZ <<<"$(wp_ratios med)"
-read -r M_RT_ZR M_RT_RF M_RT_ZF M_RT_PR M_RT_PZ M_E_PZ <<<"$(wp_ratios mn)"
-echo "retype write path done: manual ${S_RTA[manual]} floor ${S_RTA[floor]} rename ${S_RTA[rename]} zdd ${S_RTA[zdd]} plpgsql ${S_RTA[plpgsql]}"
+read -r R_RT_ZR R_RT_RF R_RT_ZF R_RT_PR R_RT_PZ R_E_PZ R_T_RF R_T_PR R_RT_PF R_T_PF <<<"$(wp_ratios med)"
+read -r M_RT_ZR M_RT_RF M_RT_ZF M_RT_PR M_RT_PZ M_E_PZ M_T_RF M_T_PR M_RT_PF M_T_PF <<<"$(wp_ratios mn)"
+echo "retype write path done: manual ${S_RTA[manual]} floor ${S_RTA[floor]} rename ${S_RTA[rename]} zdd ${S_RTA[zdd]} plpgsql ${S_RTA[plpgsql]}; text: manual ${C_RTT[manual]} floor ${C_RTT[floor]} rename ${C_RTT[rename]} plpgsql ${C_RTT[plpgsql]}"
 
 # backfill int -> bigint vs one plain UPDATE: fresh tables each round,
 # the plain UPDATE and the zdd backfill of one round back to back
@@ -214,15 +253,15 @@ RETYPE_MD=$(cat <<MD
 
 Write path that syncs ($BULK rows; bulk \`UPDATE\` writing the old column, the trigger fills the new one; baseline: the app writing both columns itself):
 
-Backend CPU ms (user + system, from \`/proc/self/stat\`; the overheads and ratios below use these) and wall ms, median (min–max) of $ROUNDS interleaved rounds:
+Backend CPU ms (user + system, from \`/proc/self/stat\`; the overheads and ratios below use these) and wall ms, median (min–max) of $WP_ROUNDS interleaved rounds:
 
-| variant | int → bigint: \`SET a = a + 1\`, CPU ms | wall ms | CPU overhead over (m) | numeric → cents: \`SET price = price + 1\`, CPU ms | wall ms | CPU overhead over (m) |
-|---|---|---|---|---|---|---|
-| (m) manual: the app writes both, no trigger | ${C_RTA[manual]} | ${S_RTA[manual]} | 0 | ${C_RTE[manual]} | ${S_RTE[manual]} | 0 |
-| (f) floor: (m) + suppress_redundant_updates_trigger | ${C_RTA[floor]} | ${S_RTA[floor]} | $OV_RT_F | | | |
-| (r) zdd rename trigger (identity conversion) | ${C_RTA[rename]} | ${S_RTA[rename]} | $OV_RT_R | | | |
-| (z) zdd retype trigger (cast; \`round(price * 100)::int\`) | ${C_RTA[zdd]} | ${S_RTA[zdd]} | $OV_RT_Z | ${C_RTE[zdd]} | ${S_RTE[zdd]} | $OV_E_Z |
-| (p) PL/pgSQL up/down trigger | ${C_RTA[plpgsql]} | ${S_RTA[plpgsql]} | $OV_RT_P | ${C_RTE[plpgsql]} | ${S_RTE[plpgsql]} | $OV_E_P |
+| variant | int → bigint: \`SET a = a + 1\`, CPU ms | wall ms | CPU overhead over (m) | numeric → cents: \`SET price = price + 1\`, CPU ms | wall ms | CPU overhead over (m) | rename of a text column: \`SET lastname = lastname \\|\\| 'x'\`, CPU ms | wall ms | CPU overhead over (m) |
+|---|---|---|---|---|---|---|---|---|---|
+| (m) manual: the app writes both, no trigger | ${C_RTA[manual]} | ${S_RTA[manual]} | 0 | ${C_RTE[manual]} | ${S_RTE[manual]} | 0 | ${C_RTT[manual]} | ${S_RTT[manual]} | 0 |
+| (f) floor: (m) + suppress_redundant_updates_trigger | ${C_RTA[floor]} | ${S_RTA[floor]} | $OV_RT_F | | | | ${C_RTT[floor]} | ${S_RTT[floor]} | $OV_T_F |
+| (r) zdd rename trigger (identity conversion) | ${C_RTA[rename]} | ${S_RTA[rename]} | $OV_RT_R | | | | ${C_RTT[rename]} | ${S_RTT[rename]} | $OV_T_R |
+| (z) zdd retype trigger (cast; \`round(price * 100)::int\`) | ${C_RTA[zdd]} | ${S_RTA[zdd]} | $OV_RT_Z | ${C_RTE[zdd]} | ${S_RTE[zdd]} | $OV_E_Z | | | |
+| (p) PL/pgSQL up/down trigger | ${C_RTA[plpgsql]} | ${S_RTA[plpgsql]} | $OV_RT_P | ${C_RTE[plpgsql]} | ${S_RTE[plpgsql]} | $OV_E_P | ${C_RTT[plpgsql]} | ${S_RTT[plpgsql]} | $OV_T_P |
 
 | ratio | from medians | from minima | target |
 |---|---|---|---|
@@ -232,6 +271,9 @@ Backend CPU ms (user + system, from \`/proc/self/stat\`; the overheads and ratio
 | PL/pgSQL overhead / rename overhead | $R_RT_PR: $(verdict "$R_RT_PR" 2.5 ge) | $M_RT_PR: $(verdict "$M_RT_PR" 2.5 ge) | ≥ 2.5 |
 | PL/pgSQL overhead / retype overhead | $R_RT_PZ: $(verdict "$R_RT_PZ" 2 ge) | $M_RT_PZ: $(verdict "$M_RT_PZ" 2 ge) | ≥ 2 |
 | PL/pgSQL overhead / zdd overhead, expression | $R_E_PZ: $(verdict "$R_E_PZ" 2 ge) | $M_E_PZ: $(verdict "$M_E_PZ" 2 ge) | ≥ 2 |
+| rename overhead / floor overhead, text column | $R_T_RF: $(verdict "$R_T_RF" 1.5 le) | $M_T_RF: $(verdict "$M_T_RF" 1.5 le) | ≤ 1.5 |
+| PL/pgSQL overhead / rename overhead, text column | $R_T_PR: $(verdict "$R_T_PR" 2.5 ge) | $M_T_PR: $(verdict "$M_T_PR" 2.5 ge) | ≥ 2.5 |
+| PL/pgSQL overhead / floor overhead, int → bigint; text column (what PL/pgSQL / zdd can reach when zdd costs what the floor trigger does) | $R_RT_PF; $R_T_PF | $M_RT_PF; $M_T_PF | |
 
 | backfill, int → bigint ($BIG rows; median (min–max) of $ROUNDS rounds, fresh tables each) | value |
 |---|---|

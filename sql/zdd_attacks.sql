@@ -1,0 +1,138 @@
+-- Found from the attacker's side (independent testing, 2026-12-06): each
+-- case lost or changed data, made abort impossible, or undid a user's
+-- change at complete. Outcomes are row contents, catalog state and
+-- SQLSTATEs.
+\set VERBOSITY terse
+SELECT pg_catalog.setval('zdd.transition_id_seq', 16000) AS _ \gset
+CREATE SCHEMA atk;
+SET search_path = atk, public;
+
+-- 1. The new app saving a row the backfill has not reached (its new
+-- column still NULL) with the value it read must not wipe the old column:
+-- a write that changes nothing is no write; old stays the truth.
+CREATE TABLE a2 (id int PRIMARY KEY, price numeric(10,2));
+INSERT INTO a2 VALUES (1, 15.15), (2, 2.22), (3, 3.33), (4, 4.44);
+SELECT zdd.begin_retype('a2', 'price', 'int', up => 'round(price * 100)::int',
+       down => 'price_cents / 100.0', new_column => 'price_cents', start_backfill => false) AS a2 \gset
+UPDATE a2 SET price_cents = price_cents WHERE id = 1;
+SET zdd.side = 'new';
+UPDATE a2 SET price_cents = price_cents WHERE id = 2;
+RESET zdd.side;
+UPDATE a2 SET price_cents = coalesce(price_cents, price_cents) WHERE id = 3;
+-- a real write through the new column still wins
+UPDATE a2 SET price_cents = 499 WHERE id = 4;
+SELECT id, price, price_cents FROM a2 ORDER BY id;
+SELECT zdd.abort(:a2);
+SELECT id, price FROM a2 ORDER BY id;
+-- a rename (the identity conversion) alike
+CREATE TABLE r2 (id int PRIMARY KEY, lastname text);
+INSERT INTO r2 VALUES (1, 'Lovelace'), (2, 'Hopper');
+SELECT zdd.begin_rename('r2', 'lastname', 'surname', start_backfill => false) AS r2 \gset
+UPDATE r2 SET surname = surname WHERE id = 1;
+UPDATE r2 SET surname = 'Byron' WHERE id = 2;
+SELECT id, lastname, surname FROM r2 ORDER BY id;
+SELECT zdd.abort(:r2);
+
+-- 2. A BEFORE ROW trigger whose name sorts after zdd's (zz_zdd_sync_<id>)
+-- would change a row after the sync: begin refuses it (0A000), the guard
+-- refuses creating or renaming one during a transition (55006).
+CREATE TABLE tg2 (id int PRIMARY KEY, price numeric(10,2));
+INSERT INTO tg2 SELECT g, g FROM generate_series(1, 10) g;
+CREATE FUNCTION tg_double() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN NEW.price := NEW.price * 2; RETURN NEW; END $$;
+CREATE TRIGGER zzz_last BEFORE INSERT OR UPDATE ON tg2 FOR EACH ROW EXECUTE FUNCTION tg_double();
+SELECT zdd.begin_retype('tg2', 'price', 'int', up => 'round(price * 100)::int',
+       down => 'price_cents / 100.0', new_column => 'price_cents');
+\echo :LAST_ERROR_SQLSTATE
+SELECT severity FROM zdd.check_retype('tg2', 'price', 'int', up => 'round(price * 100)::int',
+       down => 'price_cents / 100.0', new_column => 'price_cents') WHERE finding LIKE '%fire after%';
+ALTER TRIGGER zzz_last ON tg2 RENAME TO double_price;
+SELECT zdd.begin_retype('tg2', 'price', 'int', up => 'round(price * 100)::int',
+       down => 'price_cents / 100.0', new_column => 'price_cents', pause_ms => 0) AS tg2 \gset
+ALTER TRIGGER double_price ON tg2 RENAME TO zzz_last;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TRIGGER zzzz_norm BEFORE UPDATE ON tg2 FOR EACH ROW EXECUTE FUNCTION tg_double();
+\echo :LAST_ERROR_SQLSTATE
+-- AFTER triggers and statement triggers may sort anywhere
+CREATE TRIGGER zzzz_after AFTER UPDATE ON tg2 FOR EACH ROW EXECUTE FUNCTION tg_double();
+DROP TRIGGER zzzz_after ON tg2;
+CALL zdd.wait(:tg2, '60 s');
+UPDATE tg2 SET price = 10 WHERE id = 1;
+SELECT id, price, price_cents FROM tg2 WHERE id = 1;
+SELECT zdd.complete(:tg2);
+SELECT id, price_cents FROM tg2 WHERE id = 1;
+
+-- 3. A volatile default stays with the old column during the transition:
+-- an INSERT or COPY that names neither column gets new := up(old), not two
+-- independent draws that conflict (23000 before).
+CREATE TABLE vd (id int PRIMARY KEY, price numeric(10,2) DEFAULT (random() * 100)::numeric(10,2), note text);
+SELECT zdd.begin_retype('vd', 'price', 'int', up => 'round(price * 100)::int',
+       down => 'price_cents / 100.0', new_column => 'price_cents', pause_ms => 0) AS vd \gset
+SELECT pg_get_expr(adbin, adrelid) IS NULL AS new_column_has_no_default FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = 'vd'::regclass AND a.attname = 'price_cents';
+INSERT INTO vd (id, note) VALUES (1, 'insert');
+COPY vd (id, note) FROM stdin;
+2	old app COPY naming neither column
+\.
+SELECT count(*) AS rows, count(*) FILTER (WHERE price_cents = round(price * 100)::int) AS in_step FROM vd;
+CALL zdd.wait(:vd, '60 s');
+SELECT zdd.complete(:vd);
+-- complete gives the new column the converted default
+SELECT pg_get_expr(adbin, adrelid) LIKE '%random()%' AS converted_default FROM pg_attrdef
+WHERE adrelid = 'vd'::regclass;
+
+-- 4. Abort with a self-referencing foreign key: the new column's twin of
+-- it references the new column and used to make DROP COLUMN refuse
+-- (abort impossible).
+CREATE TABLE tree (id serial PRIMARY KEY, parent int REFERENCES tree (id));
+INSERT INTO tree (parent) VALUES (NULL);
+INSERT INTO tree (parent) VALUES (1), (1), (2);
+SELECT zdd.begin_retype('tree', 'id', 'bigint', pause_ms => 0) AS tree \gset
+CALL zdd.wait(:tree, '60 s');
+SELECT count(*) AS fk_twins FROM pg_constraint WHERE conrelid = 'tree'::regclass AND contype = 'f';
+SELECT zdd.abort(:tree);
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'tree'::regclass ORDER BY 1;
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'tree'::regclass AND attname = 'id';
+
+-- 5. complete keeps what the user changed on the old column during the
+-- transition: a REVOKE, a dropped comment, a dropped default; and the
+-- index the table is clustered on stays its CLUSTER ON index.
+CREATE ROLE zdd_atk_app;
+CREATE TABLE keep (id int, v text DEFAULT 'x', CONSTRAINT keep_pk PRIMARY KEY (id));
+ALTER TABLE keep CLUSTER ON keep_pk;
+INSERT INTO keep (id) SELECT g FROM generate_series(1, 100) g;
+GRANT SELECT (id), UPDATE (id) ON keep TO zdd_atk_app;
+COMMENT ON COLUMN keep.id IS 'before';
+ALTER TABLE keep ALTER COLUMN id SET DEFAULT 7;
+SELECT zdd.begin_retype('keep', 'id', 'bigint', pause_ms => 0) AS keep \gset
+CALL zdd.wait(:keep, '60 s');
+REVOKE UPDATE (id) ON keep FROM zdd_atk_app;
+COMMENT ON COLUMN keep.id IS NULL;
+ALTER TABLE keep ALTER COLUMN id DROP DEFAULT;
+SELECT zdd.complete(:keep);
+SELECT has_column_privilege('zdd_atk_app', 'keep', 'id', 'SELECT') AS may_select,
+       has_column_privilege('zdd_atk_app', 'keep', 'id', 'UPDATE') AS may_update;
+SELECT col_description('keep'::regclass, attnum) AS comment, atthasdef AS has_default,
+       format_type(atttypid, atttypmod) AS type
+FROM pg_attribute WHERE attrelid = 'keep'::regclass AND attname = 'id';
+SELECT indisclustered FROM pg_index WHERE indexrelid = 'keep_pk'::regclass;
+REVOKE ALL ON keep FROM zdd_atk_app;
+DROP ROLE zdd_atk_app;
+
+-- 6. A partitioned table's foreign key onto the column: PostgreSQL 15
+-- cannot add its twin NOT VALID; begin refuses up front (0A000) instead of
+-- failing in the twins pass.
+CREATE TABLE ref (id serial PRIMARY KEY);
+INSERT INTO ref SELECT FROM generate_series(1, 10);
+CREATE TABLE ev (ts date NOT NULL, rid int REFERENCES ref (id)) PARTITION BY RANGE (ts);
+CREATE TABLE ev_def PARTITION OF ev DEFAULT;
+INSERT INTO ev VALUES ('2025-01-01', 1);
+SELECT zdd.begin_retype('ref', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+SELECT severity FROM zdd.check_retype('ref', 'id', 'bigint') WHERE severity = 'blocker';
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'ref'::regclass AND attnum > 0 AND NOT attisdropped;
+
+SELECT count(*) AS transitions_left_open FROM zdd.transition t JOIN pg_class c ON c.oid = t.tbl
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'atk' AND t.phase NOT IN ('completed', 'aborted');
+RESET search_path;

@@ -163,7 +163,8 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
            "CASE WHEN s.seqincrement > 0 AND s.seqmax = CASE s.seqtypid WHEN 'pg_catalog.int2'::pg_catalog.regtype "
            "THEN 32767 WHEN 'pg_catalog.int4'::pg_catalog.regtype THEN 2147483647 "
            "ELSE 9223372036854775807 END THEN 'NO MAXVALUE' ELSE 'MAXVALUE ' || s.seqmax END, s.seqcache, "
-           "s.seqcycle, COALESCE(pg_catalog.pg_sequence_last_value(sc.oid) + s.seqincrement, s.seqstart) "
+           "s.seqcycle, COALESCE(pg_catalog.pg_sequence_last_value(sc.oid) + s.seqincrement, s.seqstart), "
+           "s.seqstart, pg_catalog.obj_description(sc.oid, 'pg_class'), sc.oid "
            "FROM pg_catalog.pg_attribute a "
            "JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
            "AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype = 'i' "
@@ -172,12 +173,27 @@ Carry plan_carry(Oid relid, const std::string &old_column, const std::string &ne
            "JOIN pg_catalog.pg_namespace n ON n.oid = sc.relnamespace "
            "JOIN pg_catalog.pg_sequence s ON s.seqrelid = sc.oid "
            "WHERE a.attrelid = $1 AND a.attname = $2 AND a.attidentity <> ''",
-           {spi::p_oid(relid), spi::p_text(old_column)}))
+           {spi::p_oid(relid), spi::p_text(old_column)})) {
+    // The sequence is made anew (PostgreSQL moves no identity between
+    // columns): its START as it was, its position by RESTART (the next
+    // value), its privileges and comment copied.
     c.after_drop.push_back(fmt::format(
         "ALTER TABLE {}{} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {} "
         "INCREMENT BY {} {} {} CACHE {} {} START WITH {})",
         partitions::only(relid), rel, newc, *r[0], *r[1], *r[3], *r[4], *r[5], *r[6], *r[7] == "t" ? "CYCLE" : "NO CYCLE",
-        *r[8]));
+        *r[9]));
+    c.after_drop.push_back(
+        fmt::format("ALTER TABLE {}{} ALTER COLUMN {} RESTART WITH {}", partitions::only(relid), rel, newc, *r[8]));
+    if (r[10]) c.after_drop.push_back(fmt::format("COMMENT ON SEQUENCE {} IS {}", *r[1], spi::literal(*r[10])));
+    for (const auto &g : spi::query(
+             "SELECT x.privilege_type, CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
+             "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END, x.is_grantable "
+             "FROM pg_catalog.pg_class sc, pg_catalog.aclexplode(sc.relacl) x "
+             "WHERE sc.oid = $1 AND x.grantee <> sc.relowner ORDER BY 2, 1",
+             {spi::p_oid(static_cast<Oid>(std::stoul(*r[11])))}))
+      c.after_drop.push_back(fmt::format("GRANT {} ON SEQUENCE {} TO {}{}", *g[0], *r[1], *g[1],
+                                         *g[2] == "t" ? " WITH GRANT OPTION" : ""));
+  }
   // Extended statistics objects on the old column: created again with the
   // column replaced, under their own names and statistics targets.
   for (const auto &r : spi::query(

@@ -32,7 +32,7 @@ $node->safe_psql('postgres', q{
 my %leaf_rows = map { $_ => $node->safe_psql('postgres', "SELECT count(*) FROM $_") }
   qw(events_1 events_2 events_3 events_rest);
 my $id = $node->safe_psql('postgres',
-	"SELECT zdd.begin_rename('events', 'kind', 'category', batch_size => 300, pause_ms => 20)");
+	"SELECT zdd.begin_rename('events', 'kind', 'category', batch_size => 300, pause_ms => 60)");
 
 # kill -9 while the second leaf (ctid walk) is half done, then again while
 # the third (keyset on (id, day)) is

@@ -223,6 +223,15 @@ ALTER TABLE zdd.transition
   ADD COLUMN wait_for_autovacuum boolean,
   ADD COLUMN max_transaction_age_s integer CHECK (max_transaction_age_s >= 0);
 
+-- What begin put on the new column from the old one (privileges, default
+-- text, comment): complete tells a change the user made on the old column
+-- since (a REVOKE, a dropped default or comment) from what they set on the
+-- new column themselves.
+ALTER TABLE zdd.transition
+  ADD COLUMN begin_acl aclitem[],
+  ADD COLUMN begin_default text,
+  ADD COLUMN begin_comment text;
+
 -- true once column_name of tbl is ready for the new app version: the
 -- newest transition that introduces it (a rename's new name, or the new
 -- column of a retype) is backfilled — every row in step, twins built — or

@@ -148,3 +148,12 @@ ALTER TABLE zdd.transition
   ADD COLUMN max_dead_tuples double precision CHECK (max_dead_tuples >= 0),
   ADD COLUMN wait_for_autovacuum boolean,
   ADD COLUMN max_transaction_age_s integer CHECK (max_transaction_age_s >= 0);
+
+-- What begin put on the new column from the old one (privileges, default
+-- text, comment): complete tells a change the user made on the old column
+-- since (a REVOKE, a dropped default or comment) from what they set on the
+-- new column themselves.
+ALTER TABLE zdd.transition
+  ADD COLUMN begin_acl aclitem[],
+  ADD COLUMN begin_default text,
+  ADD COLUMN begin_comment text;

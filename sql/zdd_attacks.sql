@@ -108,11 +108,14 @@ ALTER TABLE keep ALTER COLUMN id SET DEFAULT 7;
 SELECT zdd.begin_retype('keep', 'id', 'bigint', pause_ms => 0) AS keep \gset
 CALL zdd.wait(:keep, '60 s');
 REVOKE UPDATE (id) ON keep FROM zdd_atk_app;
+-- a privilege granted on the new column by hand stays
+GRANT INSERT (id_zdd_new) ON keep TO zdd_atk_app;
 COMMENT ON COLUMN keep.id IS NULL;
 ALTER TABLE keep ALTER COLUMN id DROP DEFAULT;
 SELECT zdd.complete(:keep);
 SELECT has_column_privilege('zdd_atk_app', 'keep', 'id', 'SELECT') AS may_select,
-       has_column_privilege('zdd_atk_app', 'keep', 'id', 'UPDATE') AS may_update;
+       has_column_privilege('zdd_atk_app', 'keep', 'id', 'UPDATE') AS may_update,
+       has_column_privilege('zdd_atk_app', 'keep', 'id', 'INSERT') AS may_insert;
 SELECT col_description('keep'::regclass, attnum) AS comment, atthasdef AS has_default,
        format_type(atttypid, atttypmod) AS type
 FROM pg_attribute WHERE attrelid = 'keep'::regclass AND attname = 'id';

@@ -74,17 +74,25 @@ std::vector<std::string> dependents(Oid relid, int att, bool skip_own) {
 }
 
 // See attachments.hpp.
-void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column) {
+void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column,
+                            const Begun *begun) {
   const std::string rel = spi::qualified_relation(relid), newc = spi::ident(new_column);
-  // Exactly the old column's privileges: what the new one has beyond them
-  // (granted at begin, then revoked on the old column since) goes first.
-  for (const auto &r : spi::query(
-           "SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
-           "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END "
-           "FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
-           "WHERE a.attrelid = $1 AND a.attname = $2 ORDER BY 1",
-           {spi::p_oid(relid), spi::p_text(new_column)}))
-    spi::execute(fmt::format("REVOKE ALL ({}) ON {} FROM {} CASCADE", newc, rel, *r[0]));
+  // A privilege begin copied that the old column no longer has was revoked
+  // during the transition: revoked on the new column too. (One granted on
+  // the new column by hand stays.)
+  if (begun && begun->acl)
+    for (const auto &r : spi::query(
+             "SELECT DISTINCT x.privilege_type, CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
+             "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END "
+             "FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
+             "WHERE a.attrelid = $1 AND a.attname = $2 "
+             "AND (x.privilege_type, x.grantee) IN (SELECT b.privilege_type, b.grantee "
+             "  FROM pg_catalog.aclexplode($3::pg_catalog.aclitem[]) b) "
+             "AND (x.privilege_type, x.grantee) NOT IN (SELECT o.privilege_type, o.grantee "
+             "  FROM pg_catalog.pg_attribute oa, pg_catalog.aclexplode(oa.attacl) o "
+             "  WHERE oa.attrelid = $1 AND oa.attname = $4) ORDER BY 2, 1",
+             {spi::p_oid(relid), spi::p_text(new_column), spi::p_text(begun->acl), spi::p_text(old_column)}))
+      spi::execute(fmt::format("REVOKE {} ({}) ON {} FROM {} CASCADE", *r[0], newc, rel, *r[1]));
   auto grants = spi::query(
       "SELECT x.privilege_type, x.grantee = 0, x.grantee::pg_catalog.regrole::pg_catalog.text, "
       "x.is_grantable FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
@@ -102,10 +110,12 @@ void copy_column_attributes(Oid relid, const std::string &old_column, const std:
   if (attr.empty()) return;
   if (attr[0][0])
     spi::execute(fmt::format("COMMENT ON COLUMN {}.{} IS {}", rel, newc, spi::literal(*attr[0][0])));
-  else if (!spi::query("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 "
-                       "AND pg_catalog.col_description($1, a.attnum) IS NOT NULL",
-                       {spi::p_oid(relid), spi::p_text(new_column)})
+  else if (begun && begun->comment &&
+           !spi::query("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 "
+                       "AND pg_catalog.col_description($1, a.attnum) = $3",
+                       {spi::p_oid(relid), spi::p_text(new_column), spi::p_text(begun->comment)})
                 .empty())
+    // removed from the old column during the transition, still begin's copy on the new one
     spi::execute(fmt::format("COMMENT ON COLUMN {}.{} IS NULL", rel, newc));
   if (attr[0][1] && !attr[0][1]->empty()) {
     // The planner's options a user sets (n_distinct, n_distinct_inherited);

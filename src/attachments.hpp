@@ -5,6 +5,8 @@
 
 #include "error.hpp"
 
+#include <optional>
+
 namespace zdd::attachments {
 
 // Refuses (0A000, before anything changed) what would block complete and
@@ -20,11 +22,21 @@ void refuse_uncarried(Oid relid, AttrNumber old_att, const std::string &old_colu
 // and generated columns are left out (the preflight names them apart).
 std::vector<std::string> dependents(Oid relid, int att, bool skip_own);
 
+// What begin copied onto the new column (zdd.transition's begin_acl,
+// begin_default, begin_comment; NULL for transitions begun before 0.2.0's
+// last change).
+struct Begun {
+  std::optional<std::string> acl, default_text, comment;
+};
+
 // Gives the new column the old one's column privileges (same grantees,
 // privileges and grant options), comment and attribute options
-// (n_distinct, ...). Idempotent: begin_rename calls it, and complete again
-// for whatever was granted or set on the old column meanwhile.
-void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column);
+// (n_distinct, ...). Idempotent: begin calls it, and complete again for
+// whatever was granted or set on the old column meanwhile; with begun
+// (complete), a privilege or comment begin copied and removed from the old
+// column since is removed from the new one too.
+void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column,
+                            const Begun *begun = nullptr);
 
 // What complete must carry across the drop of the old column: sequences
 // owned by it (moved to the new column before the drop) and extended

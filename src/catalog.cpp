@@ -93,6 +93,13 @@ std::vector<spi::Row> query(const std::string &sql, const std::vector<spi::Param
   return as_owner([&] { return spi::query(sql, params); });
 }
 
+bool has_column(const std::string &name) {
+  return !spi::query("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'zdd.transition'::pg_catalog.regclass "
+                     "AND attname = $1 AND NOT attisdropped",
+                     {spi::p_text(name)})
+              .empty();
+}
+
 std::string trigger_name(int64_t id) { return fmt::format("zz_zdd_sync_{}", id); }
 
 std::string current_user_name() {

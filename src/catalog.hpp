@@ -75,6 +75,11 @@ void add_history(int64_t id, const std::string &event, const std::optional<std::
 uint64_t execute(const std::string &sql, const std::vector<spi::Param> &params = {});
 std::vector<spi::Row> query(const std::string &sql, const std::vector<spi::Param> &params = {});
 
+// True when zdd.transition has column name: a library newer than the
+// database's SQL objects (ALTER EXTENSION zdd UPDATE not run yet) skips
+// what the older catalog cannot hold.
+bool has_column(const std::string &name);
+
 // Name of the sync trigger of transition id. "zz_" makes it fire after
 // the table's other BEFORE triggers (they fire in name order), so it sees
 // the values those triggers leave.

@@ -158,15 +158,25 @@ void contract(const catalog::Transition &t, bool force) {
     if (!d.empty()) def = d[0][0];
   }
   const std::string newc = spi::ident(t.new_column);
-  attachments::copy_column_attributes(t.relid, t.old_column, t.new_column);
+  attachments::Begun begun;
+  if (catalog::has_column("begin_acl")) {
+    auto b = catalog::query(
+        "SELECT begin_acl::pg_catalog.text, begin_default, begin_comment FROM zdd.transition WHERE id = $1",
+        {spi::p_int8(t.id)});
+    if (!b.empty()) begun = {b[0][0], b[0][1], b[0][2]};
+  }
+  attachments::copy_column_attributes(t.relid, t.old_column, t.new_column, &begun);
   const attachments::Carry carry = attachments::plan_carry(t.relid, t.old_column, t.new_column);
   if (def)
     spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} SET DEFAULT {}", only, rel, newc, *def));
-  else if (!spi::query("SELECT 1 FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
-                       "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1 AND a.attname = $2",
-                       {spi::p_oid(t.relid), spi::p_text(t.new_column)})
+  else if (begun.default_text &&
+           !spi::query("SELECT 1 FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a "
+                       "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1 AND a.attname = $2 "
+                       "AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) = $3",
+                       {spi::p_oid(t.relid), spi::p_text(t.new_column), spi::p_text(begun.default_text)})
                 .empty())
-    // the old column's default was dropped during the transition
+    // the old column's default was dropped during the transition; the new
+    // column still has begin's copy (a default set on it by hand stays)
     spi::execute(fmt::format("ALTER TABLE {}{} ALTER COLUMN {} DROP DEFAULT", only, rel, newc));
   // The index the table is clustered on, if it is an original: its twin
   // takes its name below, and the mark.

@@ -127,6 +127,20 @@ int64_t expand(const Expand &x) {
                            "EXECUTE FUNCTION zdd.sync_trigger({})",
                            spi::ident(catalog::trigger_name(id)), rel, args));
   catalog::insert(id, relid, old_col, new_col, x.batch, x.pause, x.rate, x.target, what);
+  if (catalog::has_column("begin_acl")) {
+    // what the new column got from the old one, for complete (see there)
+    auto begun = spi::query(
+        "SELECT o.attacl::pg_catalog.text, pg_catalog.pg_get_expr(d.adbin, d.adrelid), "
+        "pg_catalog.col_description(n.attrelid, n.attnum) FROM pg_catalog.pg_attribute o "
+        "JOIN pg_catalog.pg_attribute n ON n.attrelid = o.attrelid AND n.attname = $3 "
+        "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = n.attrelid AND d.adnum = n.attnum "
+        "WHERE o.attrelid = $1 AND o.attname = $2",
+        {spi::p_oid(relid), spi::p_text(old_col), spi::p_text(new_col)});
+    catalog::execute(
+        "UPDATE zdd.transition SET begin_acl = $2::pg_catalog.aclitem[], begin_default = $3, begin_comment = $4 "
+        "WHERE id = $1",
+        {spi::p_int8(id), spi::p_text(begun[0][0]), spi::p_text(begun[0][1]), spi::p_text(begun[0][2])});
+  }
   if (partitions::is_partitioned(relid)) (void)partitions::sync_leaves(id, relid);
   (void)pg_call([&] { return write_log::slot_for(id); });  // the write log counts from here
   if (x.kind == "retype")

@@ -153,6 +153,75 @@ INSERT INTO ident (v) VALUES ('next') RETURNING id;
 REVOKE ALL ON SEQUENCE ident_id_seq FROM zdd_atk_seq;
 DROP ROLE zdd_atk_seq;
 
+-- 8. Second round on the fixes. A user's trigger named like zdd's
+-- (zz_zdd_sync_<digits>, zz_zdd_sync_x) is late too; zdd's own sync trigger
+-- cannot be renamed or switched to replica-only; a partition with a late
+-- trigger cannot be attached; a revoked grant option stays revoked.
+CREATE TABLE g1 (id int PRIMARY KEY, a int);
+INSERT INTO g1 SELECT g, g FROM generate_series(1, 10) g;
+CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.a := NEW.a + 1000; RETURN NEW; END $$;
+SELECT zdd.begin_rename('g1', 'a', 'b', pause_ms => 0) AS g1 \gset
+CREATE TRIGGER zz_zdd_sync_99 BEFORE INSERT OR UPDATE ON g1 FOR EACH ROW EXECUTE FUNCTION bump();
+\echo :LAST_ERROR_SQLSTATE
+CREATE TRIGGER zz_zdd_sync_x BEFORE UPDATE ON g1 FOR EACH ROW EXECUTE FUNCTION bump();
+\echo :LAST_ERROR_SQLSTATE
+-- a name that sorts before zdd's is fine, and may be dropped
+CREATE TRIGGER "zz_zdd_sync_" BEFORE UPDATE ON g1 FOR EACH ROW EXECUTE FUNCTION bump();
+DROP TRIGGER "zz_zdd_sync_" ON g1;
+SELECT format('ALTER TRIGGER zz_zdd_sync_%s ON g1 RENAME TO aaa_sync', :g1) \gexec
+\echo :LAST_ERROR_SQLSTATE
+SELECT format('ALTER TABLE g1 ENABLE REPLICA TRIGGER zz_zdd_sync_%s', :g1) \gexec
+\echo :LAST_ERROR_SQLSTATE
+SELECT tgname = 'zz_zdd_sync_' || :g1 AS sync_trigger_kept, tgenabled FROM pg_trigger
+WHERE tgrelid = 'g1'::regclass AND NOT tgisinternal;
+SELECT zdd.abort(:g1);
+CREATE TABLE p (id int, region text, price int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE p_a PARTITION OF p FOR VALUES IN ('a');
+INSERT INTO p SELECT g, 'a', g FROM generate_series(1, 10) g;
+SELECT zdd.begin_rename('p', 'price', 'cost', pause_ms => 0) AS p \gset
+CREATE TABLE p_c (id int NOT NULL, region text NOT NULL, price int, PRIMARY KEY (id, region));
+SELECT zdd.prepare_partition(:p, 'p_c');
+CREATE TRIGGER zzz_c BEFORE INSERT OR UPDATE ON p_c FOR EACH ROW EXECUTE FUNCTION bump();
+ALTER TABLE p ATTACH PARTITION p_c FOR VALUES IN ('c');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'p'::regclass;
+SELECT zdd.abort(:p);
+CREATE ROLE zdd_atk_alice;
+CREATE TABLE c2 (id int PRIMARY KEY, a int);
+GRANT SELECT (a), UPDATE (a) ON c2 TO zdd_atk_alice WITH GRANT OPTION;
+SELECT zdd.begin_rename('c2', 'a', 'b', pause_ms => 0) AS c2 \gset
+REVOKE GRANT OPTION FOR UPDATE (a) ON c2 FROM zdd_atk_alice;
+CALL zdd.wait(:c2, '60 s');
+SELECT zdd.complete(:c2);
+SELECT has_column_privilege('zdd_atk_alice', 'c2', 'b', 'UPDATE') AS may_update,
+       has_column_privilege('zdd_atk_alice', 'c2', 'b', 'UPDATE WITH GRANT OPTION') AS may_grant_update,
+       has_column_privilege('zdd_atk_alice', 'c2', 'b', 'SELECT WITH GRANT OPTION') AS may_grant_select;
+REVOKE ALL ON c2 FROM zdd_atk_alice CASCADE;
+DROP ROLE zdd_atk_alice;
+
+-- 9. abort drops a foreign key onto the new column that another role
+-- added (as DROP COLUMN ... CASCADE by the owner would), as that table's
+-- owner.
+CREATE ROLE zdd_atk_owner LOGIN;
+CREATE ROLE zdd_atk_other LOGIN;
+GRANT CREATE, USAGE ON SCHEMA atk TO zdd_atk_owner, zdd_atk_other;
+SET ROLE zdd_atk_owner;
+CREATE TABLE ko (id int PRIMARY KEY, v text);
+INSERT INTO ko SELECT g, 'x' FROM generate_series(1, 10) g;
+GRANT REFERENCES (id) ON ko TO zdd_atk_other;
+SELECT zdd.begin_retype('ko', 'id', 'bigint', pause_ms => 0) AS ko \gset
+CALL zdd.wait(:ko, '60 s');
+SET ROLE zdd_atk_other;
+CREATE TABLE kra (id int PRIMARY KEY, kid bigint REFERENCES ko (id_zdd_new));
+SET ROLE zdd_atk_owner;
+SELECT zdd.abort(:ko);
+RESET ROLE;
+SELECT count(*) AS fks_onto_ko FROM pg_constraint WHERE confrelid = 'ko'::regclass;
+DROP TABLE kra, ko;
+REVOKE ALL ON SCHEMA atk FROM zdd_atk_owner, zdd_atk_other;
+DROP ROLE zdd_atk_owner;
+DROP ROLE zdd_atk_other;
+
 SELECT count(*) AS transitions_left_open FROM zdd.transition t JOIN pg_class c ON c.oid = t.tbl
 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'atk' AND t.phase NOT IN ('completed', 'aborted');
 RESET search_path;

@@ -7,10 +7,12 @@
 //     dropped: its rows leave with it);
 //   ALTER TABLE ... DROP COLUMN / ALTER COLUMN TYPE of either column,
 //     RENAME COLUMN of either column;
-//   DROP TRIGGER / ALTER TABLE ... DISABLE TRIGGER of a sync trigger
+//   DROP TRIGGER / ALTER TABLE ... DISABLE (or ENABLE REPLICA) TRIGGER /
+//     ALTER TRIGGER ... RENAME of a sync trigger
 //     (DISABLE TRIGGER ALL / USER too) — on a partition of a table in
 //     transition too;
-//   ATTACH PARTITION of a table without the new column (see check_attach);
+//   ATTACH PARTITION of a table without the new column, or with a BEFORE
+//     ROW trigger that would fire after the sync trigger (see check_attach);
 //   CREATE TRIGGER / ALTER TRIGGER ... RENAME of a BEFORE ROW trigger whose
 //     name sorts after the sync trigger's (it would fire after the sync).
 // Each refusal names the transitions and says what to do (55006). An event
@@ -23,6 +25,7 @@
 #include "error.hpp"
 #include "catalog.hpp"
 #include "spi.hpp"
+#include "table.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
@@ -73,14 +76,20 @@ Oid relation_of(RangeVar *rv) {
   return pg_call([&] { return RangeVarGetRelid(rv, NoLock, true); });
 }
 
-// True when trigger name is a zdd sync trigger.
-bool sync_trigger_name(const char *name) { return name && strncmp(name, "zz_zdd_sync_", 12) == 0; }
+// True when trigger name has the form of a zdd sync trigger's,
+// zz_zdd_sync_<id> (the tables checked have open transitions).
+bool sync_trigger_name(const char *name) {
+  if (!name || strncmp(name, "zz_zdd_sync_", 12) != 0 || name[12] == '\0') return false;
+  for (const char *p = name + 12; *p; ++p)
+    if (*p < '0' || *p > '9') return false;
+  return true;
+}
 
 // True when a trigger named name would fire after zdd's sync triggers
-// (same-timing triggers fire in name order, bytewise) and is not one.
-bool late_trigger_name(const char *name) {
-  return name && strcmp(name, "zz_zdd_sync_") > 0 && !sync_trigger_name(name);
-}
+// (same-timing triggers fire in name order, bytewise). zdd's own CREATE
+// TRIGGER runs inside guard::Scope and never gets here, so a user's
+// zz_zdd_sync_<digits> is late too.
+bool late_trigger_name(const char *name) { return name && strcmp(name, "zz_zdd_sync_") > 0; }
 
 // ATTACH PARTITION onto a table in transition (or onto one of its
 // partitions): the table attached needs the new column, which
@@ -90,6 +99,16 @@ bool late_trigger_name(const char *name) {
 void check_attach(Oid parent, PartitionCmd *cmd) {
   const Oid part = relation_of(cmd->name);
   if (!OidIsValid(part)) return;
+  // Its own BEFORE ROW triggers must not fire after the sync trigger either.
+  const std::string late = table::late_triggers(part);
+  if (!late.empty()) {
+    const std::string open = open_transitions(parent, std::nullopt, true);
+    if (!open.empty())
+      refuse(fmt::format("ATTACH PARTITION of a table with BEFORE ROW triggers that would fire after "
+                         "zdd's sync trigger ({})",
+                         late),
+             open);
+  }
   auto rows = catalog::query(
       "SELECT t.id, t.new_column, t.tbl::pg_catalog.text FROM zdd.transition t "
       "WHERE t.phase <> ALL (ARRAY['completed', 'aborted']) AND t.tbl::pg_catalog.oid IN "
@@ -152,13 +171,15 @@ void check(Node *tree) {
       }
       if ((c->subtype == AT_DropColumn || c->subtype == AT_AlterColumnType) && c->name)
         open = open_transitions(relid, std::string(c->name), true);
-      else if ((c->subtype == AT_DisableTrig && sync_trigger_name(c->name)) ||
+      else if (((c->subtype == AT_DisableTrig || c->subtype == AT_EnableReplicaTrig) &&
+                sync_trigger_name(c->name)) ||
                c->subtype == AT_DisableTrigAll || c->subtype == AT_DisableTrigUser)
         open = open_transitions(relid, std::nullopt, true);
       if (!open.empty())
-        refuse(c->subtype == AT_DropColumn         ? "DROP COLUMN"
-               : c->subtype == AT_AlterColumnType ? "ALTER COLUMN ... TYPE"
-                                                   : "DISABLE TRIGGER",
+        refuse(c->subtype == AT_DropColumn           ? "DROP COLUMN"
+               : c->subtype == AT_AlterColumnType   ? "ALTER COLUMN ... TYPE"
+               : c->subtype == AT_EnableReplicaTrig ? "ENABLE REPLICA TRIGGER"
+                                                     : "DISABLE TRIGGER",
                open);
     }
   } else if (IsA(tree, CreateTrigStmt)) {
@@ -173,6 +194,11 @@ void check(Node *tree) {
     }
   } else if (IsA(tree, RenameStmt)) {
     RenameStmt *r = castNode(RenameStmt, tree);
+    if (r->renameType == OBJECT_TRIGGER && r->relation && sync_trigger_name(r->subname)) {
+      const Oid relid = relation_of(r->relation);
+      const std::string open = OidIsValid(relid) ? open_transitions(relid, std::nullopt, true) : std::string();
+      if (!open.empty()) refuse(fmt::format("ALTER TRIGGER {} ... RENAME", r->subname), open);
+    }
     if (r->renameType == OBJECT_TRIGGER && r->relation && late_trigger_name(r->newname)) {
       const Oid relid = relation_of(r->relation);
       const std::string open = OidIsValid(relid) ? open_transitions(relid, std::nullopt, true) : std::string();

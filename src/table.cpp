@@ -95,21 +95,27 @@ void check_walkable(Oid relid) {
   check_trigger_order(relid);
 }
 
-void check_trigger_order(Oid relid) {
+std::string late_triggers(Oid relid) {
   auto late = spi::query(
       "SELECT pg_catalog.string_agg(pg_catalog.format('%I on %s', tg.tgname, tg.tgrelid::pg_catalog.regclass), "
       "', ' ORDER BY tg.tgname, tg.tgrelid) FROM pg_catalog.pg_trigger tg "
       "WHERE (tg.tgrelid = $1 OR tg.tgrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t)) "
       "AND NOT tg.tgisinternal "
       "AND tg.tgtype::pg_catalog.int4 & 3 = 3 AND tg.tgtype::pg_catalog.int4 & 20 <> 0 "
-      "AND tg.tgname > 'zz_zdd_sync_' AND tg.tgname !~ '^zz_zdd_sync_[0-9]+$'",
+      "AND tg.tgname > 'zz_zdd_sync_' AND tg.tgfoid NOT IN (SELECT p.oid FROM pg_catalog.pg_proc p "
+      "  WHERE p.proname = 'sync_trigger' AND p.pronamespace = 'zdd'::pg_catalog.regnamespace)",
       {spi::p_oid(relid)});
-  if (late.empty() || !late[0][0]) return;
+  return late.empty() || !late[0][0] ? std::string() : *late[0][0];
+}
+
+void check_trigger_order(Oid relid) {
+  const std::string late = late_triggers(relid);
+  if (late.empty()) return;
   throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
               fmt::format("zdd: {} has BEFORE ROW triggers that would fire after zdd's sync trigger", relname(relid)),
               fmt::format("Triggers fire in name order; zdd's are named zz_zdd_sync_<id>. After it: {}. "
                           "A value such a trigger sets would not reach the other column.",
-                          *late[0][0]),
+                          late),
               "Rename them to sort before \"zz_zdd_sync_\" (ALTER TRIGGER ... RENAME TO ...).");
 }
 

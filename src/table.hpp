@@ -31,6 +31,11 @@ void check_walkable(Oid relid);
 // (0A000 otherwise). Part of check_walkable; complete checks again.
 void check_trigger_order(Oid relid);
 
+// The BEFORE ROW INSERT/UPDATE triggers of relid (and its partitions)
+// that sort after zdd's sync triggers and are not zdd's, as
+// "name on table, ..."; empty when none.
+std::string late_triggers(Oid relid);
+
 // The old column: exists, is a user column, not generated (identity is fine),
 // of a type whose new twin can be added without a table rewrite.
 Column column_to_move(Oid relid, const std::string &name);

@@ -223,9 +223,15 @@ Datum abort_transition(FunctionCallInfo fcinfo) {
                "WHERE co.contype = 'f' AND co.confrelid = $1 AND co.conparentid = 0 "
                "AND a.attnum = ANY (co.confkey) ORDER BY 1, 2",
                {spi::p_oid(t.relid), spi::p_text(t.new_column)}))
-        spi::execute(fmt::format("ALTER TABLE {}{} DROP CONSTRAINT {} RESTRICT", *r[2] == "t" ? "" : "ONLY ",
-                                 spi::qualified_relation(static_cast<Oid>(std::stoul(*r[0]))),
-                                 spi::ident(*r[1])));
+      {
+        // as that table's owner (it may be another role's, as DROP COLUMN
+        // ... CASCADE by this table's owner would drop it too)
+        const Oid referencing = static_cast<Oid>(std::stoul(*r[0]));
+        const std::string sql =
+            fmt::format("ALTER TABLE {}{} DROP CONSTRAINT {} RESTRICT", *r[2] == "t" ? "" : "ONLY ",
+                        spi::qualified_relation(referencing), spi::ident(*r[1]));
+        catalog::as_role(catalog::table_owner(referencing), [&] { spi::execute(sql); });
+      }
       spi::execute(fmt::format("ALTER TABLE {}{} DROP COLUMN IF EXISTS {} RESTRICT",
                                partitioned ? "" : "ONLY ", rel, spi::ident(t.new_column)));
     });

@@ -74,6 +74,12 @@ if [ ! -f config.status ]; then
     CPPFLAGS="-DRANDOMIZE_ALLOCATED_MEMORY -DUSE_VALGRIND" >"$cache/configure.log" 2>&1
 fi
 jobs=$(nproc)
+# Run from `make test-debug`, this script inherits the outer make's
+# MAKELEVEL and MAKEFLAGS: PostgreSQL's build then takes itself for a
+# sub-make, skips generating its headers (errcodes.h, ...) first, and a
+# parallel build fails when src/common is compiled before them. This is a
+# top-level build of its own.
+unset MAKELEVEL MAKEFLAGS MFLAGS
 log "building with $jobs jobs (about 10 minutes on 2 cores)"
 make -s -j"$jobs" >"$cache/build.log" 2>&1
 # Never install outside the prefix (see the note on Debian's patches).

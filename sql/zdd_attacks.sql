@@ -222,6 +222,27 @@ REVOKE ALL ON SCHEMA atk FROM zdd_atk_owner, zdd_atk_other;
 DROP ROLE zdd_atk_owner;
 DROP ROLE zdd_atk_other;
 
+-- 10. A default and comment set by hand on the new column stay through
+-- complete (the old column never had them); a late trigger that got past
+-- the guard (session_replication_role = replica skips event triggers) is
+-- caught by complete (0A000), which then goes through once it is renamed.
+CREATE TABLE hd (id int PRIMARY KEY, v int);
+INSERT INTO hd SELECT g, g FROM generate_series(1, 10) g;
+SELECT zdd.begin_rename('hd', 'v', 'w', pause_ms => 0) AS hd \gset
+ALTER TABLE hd ALTER COLUMN w SET DEFAULT 5;
+COMMENT ON COLUMN hd.w IS 'set by hand';
+CALL zdd.wait(:hd, '60 s');
+SET session_replication_role = replica;
+CREATE TRIGGER zzz_late BEFORE UPDATE ON hd FOR EACH ROW EXECUTE FUNCTION bump();
+RESET session_replication_role;
+SELECT zdd.complete(:hd);
+\echo :LAST_ERROR_SQLSTATE
+ALTER TRIGGER zzz_late ON hd RENAME TO aaa_early;
+SELECT zdd.complete(:hd);
+SELECT pg_get_expr(d.adbin, d.adrelid) AS default, col_description(a.attrelid, a.attnum) AS comment
+FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = 'hd'::regclass AND a.attname = 'w';
+
 SELECT count(*) AS transitions_left_open FROM zdd.transition t JOIN pg_class c ON c.oid = t.tbl
 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'atk' AND t.phase NOT IN ('completed', 'aborted');
 RESET search_path;

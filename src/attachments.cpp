@@ -77,36 +77,27 @@ std::vector<std::string> dependents(Oid relid, int att, bool skip_own) {
 void copy_column_attributes(Oid relid, const std::string &old_column, const std::string &new_column,
                             const Begun *begun) {
   const std::string rel = spi::qualified_relation(relid), newc = spi::ident(new_column);
-  // A privilege begin copied that the old column no longer has was revoked
-  // during the transition: revoked on the new column too. (One granted on
-  // the new column by hand stays.)
+  // What begin copied and the old column has lost since was revoked
+  // during the transition: revoked on the new column too — the privilege,
+  // or only its grant option (x: the new column's entries, b: begin's
+  // copy, o: the old column's now). One granted on the new column by hand
+  // stays.
   if (begun && begun->acl)
     for (const auto &r : spi::query(
+             "WITH x AS (SELECT e.* FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) e "
+             "  WHERE a.attrelid = $1 AND a.attname = $2), "
+             "b AS (SELECT e.* FROM pg_catalog.aclexplode($3::pg_catalog.aclitem[]) e), "
+             "o AS (SELECT e.* FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) e "
+             "  WHERE a.attrelid = $1 AND a.attname = $4) "
              "SELECT DISTINCT x.privilege_type, CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
-             "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END "
-             "FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
-             "WHERE a.attrelid = $1 AND a.attname = $2 "
-             "AND (x.privilege_type, x.grantee) IN (SELECT b.privilege_type, b.grantee "
-             "  FROM pg_catalog.aclexplode($3::pg_catalog.aclitem[]) b) "
-             "AND (x.privilege_type, x.grantee) NOT IN (SELECT o.privilege_type, o.grantee "
-             "  FROM pg_catalog.pg_attribute oa, pg_catalog.aclexplode(oa.attacl) o "
-             "  WHERE oa.attrelid = $1 AND oa.attname = $4) ORDER BY 2, 1",
+             "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END, "
+             "NOT EXISTS (SELECT 1 FROM o WHERE o.privilege_type = x.privilege_type AND o.grantee = x.grantee) "
+             "FROM x JOIN b ON b.privilege_type = x.privilege_type AND b.grantee = x.grantee "
+             "WHERE NOT EXISTS (SELECT 1 FROM o WHERE o.privilege_type = x.privilege_type AND o.grantee = x.grantee "
+             "  AND (o.is_grantable OR NOT (x.is_grantable AND b.is_grantable))) ORDER BY 2, 1",
              {spi::p_oid(relid), spi::p_text(new_column), spi::p_text(begun->acl), spi::p_text(old_column)}))
-      spi::execute(fmt::format("REVOKE {} ({}) ON {} FROM {} CASCADE", *r[0], newc, rel, *r[1]));
-  // likewise a grant option begin copied and revoked on the old column since
-  if (begun && begun->acl)
-    for (const auto &r : spi::query(
-             "SELECT DISTINCT x.privilege_type, CASE WHEN x.grantee = 0 THEN 'PUBLIC' "
-             "ELSE x.grantee::pg_catalog.regrole::pg_catalog.text END "
-             "FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
-             "WHERE a.attrelid = $1 AND a.attname = $2 AND x.is_grantable "
-             "AND (x.privilege_type, x.grantee) IN (SELECT b.privilege_type, b.grantee "
-             "  FROM pg_catalog.aclexplode($3::pg_catalog.aclitem[]) b WHERE b.is_grantable) "
-             "AND (x.privilege_type, x.grantee) NOT IN (SELECT o.privilege_type, o.grantee "
-             "  FROM pg_catalog.pg_attribute oa, pg_catalog.aclexplode(oa.attacl) o "
-             "  WHERE oa.attrelid = $1 AND oa.attname = $4 AND o.is_grantable) ORDER BY 2, 1",
-             {spi::p_oid(relid), spi::p_text(new_column), spi::p_text(begun->acl), spi::p_text(old_column)}))
-      spi::execute(fmt::format("REVOKE GRANT OPTION FOR {} ({}) ON {} FROM {} CASCADE", *r[0], newc, rel, *r[1]));
+      spi::execute(fmt::format("REVOKE {}{} ({}) ON {} FROM {} CASCADE", *r[2] == "t" ? "" : "GRANT OPTION FOR ",
+                               *r[0], newc, rel, *r[1]));
   auto grants = spi::query(
       "SELECT x.privilege_type, x.grantee = 0, x.grantee::pg_catalog.regrole::pg_catalog.text, "
       "x.is_grantable FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) x "
